@@ -1,0 +1,213 @@
+"""Facial-emotion classification with a full-integer int8 TFLite model run by LiteRT.
+
+Everything model-specific (labels, input size, scale/offset, face margin) comes from the metadata JSON
+beside the model (DESIGN §6), so any model that carries correct metadata can be dropped in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from moodbox.faces import Face
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "moodnet.tflite"
+
+
+class ModelError(RuntimeError):
+    """The model or its metadata cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    labels: tuple[str, ...]
+    width: int
+    height: int
+    color: str  # "gray" | "rgb"
+    scale: float
+    offset: float
+    face_margin: float = 0.0
+    source: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ModelMeta:
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{path}: model metadata file not found (it must sit beside the .tflite)") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{path}: cannot read model metadata: {exc}") from None
+        try:
+            inp = raw["input"]
+            meta = cls(
+                labels=tuple(str(x) for x in raw["labels"]),
+                width=int(inp["width"]),
+                height=int(inp["height"]),
+                color=str(inp.get("color", "gray")),
+                scale=float(inp.get("scale", 1.0 / 255.0)),
+                offset=float(inp.get("offset", 0.0)),
+                face_margin=float(raw.get("face_margin", 0.0)),
+                source=str(raw.get("source", "")),
+                metrics=dict(raw.get("metrics", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: malformed model metadata ({exc!r}); see DESIGN §6 for the format") from None
+        if meta.color not in ("gray", "rgb"):
+            raise ModelError(f"{path}: input.color must be 'gray' or 'rgb', not {meta.color!r}")
+        if not meta.labels or meta.width <= 0 or meta.height <= 0:
+            raise ModelError(f"{path}: labels must be non-empty and the input size positive")
+        return meta
+
+
+@dataclass(frozen=True)
+class EmotionScores:
+    """Class probabilities for one face, in the model's label order."""
+
+    box: tuple[int, int, int, int]
+    scores: dict[str, float]
+
+    @property
+    def emotion(self) -> str:
+        return max(self.scores, key=self.scores.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        return self.scores[self.emotion]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "box": list(self.box),
+            "emotion": self.emotion,
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+        }
+
+
+def _interpreter_class():
+    """LiteRT first; tflite-runtime where only that is installed (older Pi images)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        raise ModelError(
+            "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)"
+        ) from None
+
+
+def crop_face(image: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
+    """Grow the box by ``margin`` of its size on every side (clamped to the image) and cut it out."""
+    x, y, w, h = box
+    dx, dy = int(round(w * margin)), int(round(h * margin))
+    H, W = image.shape[:2]
+    x0, y0 = max(0, x - dx), max(0, y - dy)
+    x1, y1 = min(W, x + w + dx), min(H, y + h + dy)
+    return image[y0:y1, x0:x1]
+
+
+class EmotionClassifier:
+    """One LiteRT interpreter; ``classify`` scores every face of a frame."""
+
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1) -> None:
+        self.model_path = Path(model_path) if model_path else DEFAULT_MODEL
+        self.meta_path = self.model_path.with_suffix(".json")
+        if not self.model_path.is_file():
+            raise ModelError(f"{self.model_path}: model file not found")
+        self.meta = ModelMeta.load(self.meta_path)
+        try:
+            self._interp = _interpreter_class()(model_path=str(self.model_path), num_threads=max(1, threads))
+            self._interp.allocate_tensors()
+        except ModelError:
+            raise
+        except Exception as exc:  # LiteRT raises ValueError/RuntimeError for corrupt flatbuffers
+            raise ModelError(f"{self.model_path}: not a valid TFLite model ({exc})") from None
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self._check_matches_meta()
+        self._in_q = self._in["quantization"]
+        self._out_q = self._out["quantization"]
+        self._in_dtype = self._in["dtype"]
+        log.info(
+            "emotion model %s (%s input, %dx%d, labels %s)",
+            self.model_path.name, np.dtype(self._in_dtype).name, self.meta.width, self.meta.height,
+            ",".join(self.meta.labels),
+        )
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.meta.labels
+
+    def _check_matches_meta(self) -> None:
+        shape = tuple(int(s) for s in self._in["shape"])
+        channels = 1 if self.meta.color == "gray" else 3
+        expected = (1, self.meta.height, self.meta.width, channels)
+        if len(shape) == 3:
+            shape = (*shape, 1)
+        if shape != expected:
+            raise ModelError(
+                f"{self.meta_path}: metadata says input {self.meta.width}x{self.meta.height} {self.meta.color}, "
+                f"but {self.model_path.name} takes a tensor of shape {list(self._in['shape'])}"
+            )
+        n_out = int(np.prod(self._out["shape"]))
+        if n_out != len(self.meta.labels):
+            raise ModelError(
+                f"{self.meta_path}: metadata lists {len(self.meta.labels)} labels, "
+                f"but {self.model_path.name} outputs {n_out} scores"
+            )
+
+    def preprocess(self, image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Crop (with the face margin), resize and scale one face exactly as the model was trained.
+
+        ``image`` is grey (H, W) or BGR (H, W, 3); returns the float network input (1, h, w, c)."""
+        if box is not None:
+            image = crop_face(image, box, self.meta.face_margin)
+        if self.meta.color == "gray" and image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        elif self.meta.color == "rgb":
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+        size = (self.meta.width, self.meta.height)
+        if image.shape[1] != size[0] or image.shape[0] != size[1]:
+            shrink = image.shape[0] > size[1]
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        x = image.astype(np.float32) * self.meta.scale + self.meta.offset
+        return x.reshape(1, self.meta.height, self.meta.width, -1)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run the network on one preprocessed input; returns float probabilities."""
+        if np.issubdtype(self._in_dtype, np.integer):
+            s, zp = self._in_q
+            info = np.iinfo(self._in_dtype)
+            x = np.clip(np.round(x / s + zp), info.min, info.max).astype(self._in_dtype)
+        else:
+            x = x.astype(self._in_dtype)
+        self._interp.set_tensor(self._in["index"], x)
+        self._interp.invoke()
+        y = self._interp.get_tensor(self._out["index"]).reshape(-1)
+        if np.issubdtype(y.dtype, np.integer):
+            s, zp = self._out_q
+            y = (y.astype(np.float32) - zp) * s
+        return y.astype(np.float32)
+
+    def classify_face(self, image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> EmotionScores:
+        probs = self.predict(self.preprocess(image, box))
+        if box is None:
+            box = (0, 0, int(image.shape[1]), int(image.shape[0]))
+        return EmotionScores(box=tuple(int(v) for v in box), scores=dict(zip(self.labels, map(float, probs))))
+
+    def classify(self, image: np.ndarray, faces: list[Face]) -> list[EmotionScores]:
+        return [self.classify_face(image, f.box) for f in faces]
