@@ -1,0 +1,3 @@
+from moodbox.cli import main
+
+raise SystemExit(main())

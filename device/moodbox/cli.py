@@ -1,0 +1,182 @@
+"""The ``moodbox`` command line (DESIGN §3).
+
+Exit codes: 0 success; 1 an input (image, video, camera) cannot be read; 2 the configuration is wrong
+(a bad config file, a missing or unusable model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from moodbox import __version__
+from moodbox.config import Config, ConfigError, load
+
+log = logging.getLogger("moodbox")
+
+EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd (JOURNAL_STREAM set) journald adds its own timestamps.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level), format=fmt, stream=sys.stderr)
+
+
+def _config(path: str | None) -> Config:
+    return load(path)
+
+
+def _classifier(cfg: Config):
+    from moodbox.emotions import EmotionClassifier
+
+    return EmotionClassifier(cfg.model.path, threads=cfg.model.threads)
+
+
+def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
+    import cv2
+
+    from moodbox.faces import FaceDetector, to_gray
+    from moodbox.pipeline import detector_settings
+
+    clf = _classifier(cfg)
+    detector = FaceDetector(detector_settings(cfg))
+    status = EXIT_OK
+    for name in args.images:
+        path = Path(name)
+        if not path.is_file():
+            print(f"{path}: no such file", file=sys.stderr)
+            status = EXIT_INPUT
+            continue
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            print(f"{path}: cannot be read as an image", file=sys.stderr)
+            status = EXIT_INPUT
+            continue
+        gray = to_gray(img)
+        faces = clf.classify(gray, detector.detect(gray)[: cfg.detection.max_faces])
+        if args.json:
+            print(json.dumps({"image": str(path), "faces": [f.as_dict() for f in faces]}), flush=True)
+        elif not faces:
+            print(f"{path}: no face found")
+        else:
+            for f in faces:
+                top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(f.scores.items(), key=lambda kv: -kv[1])[:3])
+                print(f"{path}: face at {list(f.box)}: {f.emotion} ({top})")
+    return status
+
+
+def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
+    from moodbox.pipeline import VisionPipeline
+    from moodbox.sources import SourceError, open_source
+
+    cam = cfg.camera
+    realtime = cam.realtime if args.realtime is None else args.realtime
+    pipeline = VisionPipeline(cfg, _classifier(cfg))
+    try:
+        source = open_source(
+            args.source, width=cam.width, height=cam.height, fps=cam.fps, realtime=realtime,
+            folder_fps=args.folder_fps or cam.folder_fps, loop=False, retry_s=cam.retry_s, retry_max_s=cam.retry_max_s,
+        )
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    frames = 0
+    next_status = 0.0
+    try:
+        for frame in source.frames():
+            result = pipeline.process(frame)
+            frames += 1
+            if args.json:
+                print(json.dumps(result.as_dict()), flush=True)
+                continue
+            sm = result.smoothed
+            if sm.changed:
+                label = sm.emotion or "no face"
+                print(f"t={result.t:7.2f}s  stable emotion -> {label}" + (f" ({sm.confidence:.2f})" if sm.emotion else ""), flush=True)
+            elif result.t >= next_status:  # a heartbeat, so a quiet scene still shows it is working
+                seen = ", ".join(f"{f.emotion} {f.confidence:.2f}" for f in result.faces) or "none"
+                print(f"t={result.t:7.2f}s  faces: {seen}; stable: {sm.emotion or '-'}", flush=True)
+            if result.t >= next_status:
+                next_status = result.t + 1.0
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.close()
+    if not args.json:
+        print(f"{frames} frames from {source.name}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        load(args.file)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.file}: valid")
+    return EXIT_OK
+
+
+def cmd_not_built(args: argparse.Namespace, cfg: Config) -> int:
+    print(f"moodbox {args.command}: not built yet (see the open issues)", file=sys.stderr)
+    return EXIT_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="moodbox", description="Reads the room's mood from a camera and plays music to fit.")
+    p.add_argument("--version", action="version", version=f"moodbox {__version__}")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides logging.level")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", "-c", help="config file (default: /etc/moodbox/config.yaml if present, else built-in defaults)")
+
+    sp = sub.add_parser("run", help="the daemon")
+    with_config(sp)
+    sp = sub.add_parser("analyze", help="faces and emotion scores of still images")
+    sp.add_argument("images", nargs="+", metavar="IMAGE")
+    sp.add_argument("--json", action="store_true", help="one JSON object per image")
+    with_config(sp)
+    sp = sub.add_parser("replay", help="the vision pipeline and smoother on a video file, image folder or camera")
+    sp.add_argument("source", metavar="SOURCE", help="a video file, a folder of images, a V4L2 index, picamera2 or an rtsp:// URL")
+    sp.add_argument("--json", action="store_true", help="one JSON object per processed frame")
+    sp.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None, help="pace files at their own rate (default: camera.realtime)")
+    sp.add_argument("--folder-fps", type=float, help="image folders: frames per second (default: camera.folder_fps)")
+    with_config(sp)
+    sp = sub.add_parser("bench", help="per-stage latency and frames/s")
+    sp.add_argument("--source")
+    sp.add_argument("--json", action="store_true")
+    with_config(sp)
+    sp = sub.add_parser("check-config", help="validate a config file and print every error")
+    sp.add_argument("file", metavar="FILE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        _setup_logging(args.log_level or "WARNING")
+        return cmd_check_config(args)
+    try:
+        cfg = _config(args.config)
+    except ConfigError as exc:
+        _setup_logging("WARNING")
+        print(exc.report(), file=sys.stderr)
+        return EXIT_CONFIG
+    _setup_logging(args.log_level or ("WARNING" if args.command in ("analyze", "replay") and args.json else cfg.logging.level))
+    from moodbox.emotions import ModelError
+
+    handlers: dict[str, Any] = {"analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_not_built, "bench": cmd_not_built}
+    try:
+        return handlers[args.command](args, cfg)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,294 @@
+"""Typed configuration (DESIGN §4): pydantic models with a description on every field.
+
+The descriptions are the documentation: ``config/moodbox.yaml`` is generated from them
+(``python -m moodbox.config > config/moodbox.yaml``), and a test keeps the two equal, so the commented
+default file can never drift from the code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path("/etc/moodbox/config.yaml")
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config file, each as ``key.path: reason``."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: " + "; ".join(errors))
+
+    def report(self) -> str:
+        n = len(self.errors)
+        head = f"{self.source}: {n} error{'s' if n != 1 else ''}"
+        return "\n".join([head, *(f"  {e}" for e in self.errors)])
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class CameraConfig(_Section):
+    source: str = Field(
+        "picamera2",
+        description='Where frames come from: "picamera2" (the Pi camera), a V4L2 device index such as "0", '
+        "a video file, a folder of images, or an rtsp:// URL",
+    )
+    width: int = Field(640, gt=0, le=4096, description="Frame width asked of the camera, in pixels")
+    height: int = Field(480, gt=0, le=4096, description="Frame height asked of the camera, in pixels")
+    fps: float = Field(10.0, gt=0, le=120, description="Frames processed per second; the camera may deliver more, the newest is kept")
+    realtime: bool = Field(
+        True,
+        description="Files only: pace a video or image folder at its own frame rate; false processes it as fast "
+        "as possible (timestamps still come from the file)",
+    )
+    folder_fps: float = Field(2.0, gt=0, le=120, description="Image folders only: the frame rate the images are replayed at")
+    loop: bool = Field(False, description="Files only: start again from the beginning when the file ends")
+    retry_s: float = Field(2.0, gt=0, le=3600, description="First wait before reopening a camera that failed; doubles up to retry_max_s")
+    retry_max_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between attempts to reopen a failed camera")
+
+
+class DetectionConfig(_Section):
+    scale_factor: float = Field(1.1, gt=1.0, le=2.0, description="Haar cascade scale step between detection sizes (smaller: slower, finds more)")
+    min_neighbors: int = Field(5, ge=1, le=50, description="Haar cascade neighbours a detection needs (larger: fewer false faces)")
+    min_face: int = Field(40, ge=12, le=2000, description="Smallest face side to look for, in frame pixels")
+    detect_width: int = Field(320, ge=0, le=4096, description="Frames wider than this are shrunk to it before detection; 0 detects at full size")
+    equalize: bool = Field(False, description="Equalise the histogram before detection (helps in dim light, adds false faces in bright scenes)")
+    max_faces: int = Field(4, ge=1, le=32, description="Most faces classified per frame, largest first")
+
+
+class ModelConfig(_Section):
+    path: Path | None = Field(None, description="An int8 .tflite emotion model with its .json beside it; null uses the shipped model")
+    threads: int = Field(1, ge=1, le=8, description="Interpreter threads (one leaves the other cores to MPD and the system)")
+
+
+class SmoothingConfig(_Section):
+    window_s: float = Field(3.0, gt=0, le=600, description="Seconds of per-frame emotion scores averaged together")
+    min_confidence: float = Field(0.35, ge=0, le=1, description="A frame's face whose top score is below this is ignored")
+    margin: float = Field(0.1, ge=0, le=1, description="A new emotion must lead the current one by this much of the averaged score to take over")
+    dwell_s: float = Field(2.0, ge=0, le=600, description="Seconds a new emotion must keep the lead before it becomes the stable emotion")
+    no_face_s: float = Field(10.0, gt=0, le=3600, description='Seconds without a face before the stable emotion becomes "no face" (null)')
+    min_frames: int = Field(3, ge=1, le=1000, description="Faces needed in the window before any emotion is reported")
+
+
+class MpdConfig(_Section):
+    host: str = Field("localhost", description="MPD host name, address or socket path")
+    port: int = Field(6600, ge=1, le=65535, description="MPD TCP port")
+    password: str | None = Field(
+        None, description="MPD password; better set MOODBOX_MPD_PASSWORD or a systemd credential named mpd_password"
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Seconds to wait for MPD to answer")
+
+
+class MusicConfig(_Section):
+    mpd: MpdConfig = Field(default_factory=MpdConfig, description="The MPD server moodbox controls")
+    strategy: Literal["match", "uplift"] = Field("match", description="match: music that fits the mood; uplift: music that counteracts it (angry -> calm)")
+    playlists: dict[str, str] = Field(
+        default_factory=lambda: {e: f"mood_{e}" for e in EMOTIONS},
+        description="Emotion -> MPD stored playlist played for it",
+    )
+    change: Literal["end_of_track", "immediate"] = Field("end_of_track", description="When a new mood changes the music: after the current track, or at once (with crossfade)")
+    queue_length: int = Field(15, ge=1, le=1000, description="Tracks queued for a mood")
+
+    @field_validator("playlists")
+    @classmethod
+    def _known_emotions(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(EMOTIONS))
+        if unknown:
+            raise ValueError(f"unknown emotion(s) {', '.join(unknown)}; expected {', '.join(EMOTIONS)}")
+        return v
+
+
+class TlsConfig(_Section):
+    enabled: bool = Field(False, description="Connect to the broker over TLS")
+    ca_file: Path | None = Field(None, description="CA certificate file; null uses the system's CAs")
+    cert_file: Path | None = Field(None, description="Client certificate (for brokers that require one)")
+    key_file: Path | None = Field(None, description="Client certificate's private key")
+    insecure: bool = Field(False, description="Skip the broker host name check (testing only)")
+
+
+class MqttConfig(_Section):
+    enabled: bool = Field(True, description="Publish state and take commands over MQTT")
+    host: str = Field("localhost", description="MQTT broker host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 is usual with TLS)")
+    username: str | None = Field(None, description="Broker user name")
+    password: str | None = Field(
+        None, description="Broker password; better set MOODBOX_MQTT_PASSWORD or a systemd credential named mqtt_password"
+    )
+    tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS settings")
+    device_id: str = Field("moodbox", description="This box's id in topics and in Home Assistant: lower-case letters, digits, _ and -")
+    base_topic: str = Field("moodbox", description="Topics live under <base_topic>/<device_id>/")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant's MQTT discovery prefix")
+    state_interval_s: float = Field(30.0, gt=0, le=3600, description="The state is re-published at least this often")
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9_-]+", v):
+            raise ValueError("must be lower-case letters, digits, _ and - only")
+        return v
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        if not v or any(c in v for c in "#+") or v.startswith("/") or v.endswith("/"):
+            raise ValueError("must be a non-empty topic without wildcards or leading/trailing /")
+        return v
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+
+
+class Config(_Section):
+    camera: CameraConfig = Field(default_factory=CameraConfig, description="The frame source")
+    detection: DetectionConfig = Field(default_factory=DetectionConfig, description="Haar face detection")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The emotion model")
+    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig, description="Per-frame emotions -> one stable emotion")
+    music: MusicConfig = Field(default_factory=MusicConfig, description="Music played through MPD")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Home Assistant over MQTT")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging")
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    """'did you mean' for an unknown key, from the fields of the section it sits in."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        model = field.annotation
+    names = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})" if names else ""
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            out.append(f"{_path(loc)}: unknown key{_suggest(loc)}")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and err["type"] != "missing" else ""
+        out.append(f"{_path(loc)}: {msg}{shown}")
+    return out
+
+
+def parse(data: Any, source: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"(top level): expected a mapping of sections, got {type(data).__name__}"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _messages(exc)) from None
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Load ``path`` (default: /etc/moodbox/config.yaml if present, else built-in defaults), then fill
+    secrets from the environment or systemd credentials."""
+    if path is None:
+        cfg = parse(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), str(DEFAULT_CONFIG_PATH)) if DEFAULT_CONFIG_PATH.is_file() else Config()
+        return with_secrets(cfg, env)
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(p), ["file not found"]) from None
+    except OSError as exc:
+        raise ConfigError(str(p), [f"cannot read: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(str(p), [f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+    return with_secrets(parse(data, str(p)), env)
+
+
+def read_secret(env_name: str, credential: str, env: dict[str, str] | None = None) -> str | None:
+    """A secret from ``$env_name``, else from the systemd credential ``credential`` (LoadCredential=)."""
+    env = os.environ if env is None else env
+    if env.get(env_name):
+        return env[env_name]
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        f = Path(cred_dir) / credential
+        if f.is_file():
+            return f.read_text().strip()
+    return None
+
+
+def with_secrets(cfg: Config, env: dict[str, str] | None = None) -> Config:
+    mqtt_pw = read_secret("MOODBOX_MQTT_PASSWORD", "mqtt_password", env)
+    mpd_pw = read_secret("MOODBOX_MPD_PASSWORD", "mpd_password", env)
+    if mqtt_pw:
+        cfg = cfg.model_copy(update={"mqtt": cfg.mqtt.model_copy(update={"password": mqtt_pw})})
+    if mpd_pw:
+        mpd = cfg.music.mpd.model_copy(update={"password": mpd_pw})
+        cfg = cfg.model_copy(update={"music": cfg.music.model_copy(update={"mpd": mpd})})
+    return cfg
+
+
+# --- the documented default file -----------------------------------------------------------------------
+
+
+def _yaml_value(v: Any) -> str:
+    if isinstance(v, Path):
+        v = str(v)
+    return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def _render(model: type[BaseModel], instance: BaseModel, indent: int) -> list[str]:
+    pad = "  " * indent
+    lines: list[str] = []
+    for name, field in model.model_fields.items():
+        value = getattr(instance, name)
+        if field.description:
+            lines.append(f"{pad}# {field.description}")
+        if isinstance(value, BaseModel):
+            lines.append(f"{pad}{name}:")
+            lines.extend(_render(type(value), value, indent + 1))
+        elif isinstance(value, dict):
+            lines.append(f"{pad}{name}:")
+            lines.extend(f"{pad}  {k}: {_yaml_value(v)}" for k, v in value.items())
+        else:
+            lines.append(f"{pad}{name}: {_yaml_value(value)}")
+        if indent == 0:
+            lines.append("")
+    return lines
+
+
+def default_yaml() -> str:
+    head = [
+        "# moodbox configuration: every key, with its default. Generated from device/moodbox/config.py",
+        "# (python -m moodbox.config); copy to /etc/moodbox/config.yaml and change what you need.",
+        "# Check a file with: moodbox check-config FILE",
+        "",
+    ]
+    return "\n".join(head + _render(Config, Config(), 0)).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(default_yaml(), end="")

@@ -1,0 +1,70 @@
+"""One frame through the vision chain: faces -> emotions -> smoother.
+
+Shared by ``replay``, ``bench`` and the daemon so that all three measure and run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from moodbox.config import Config
+from moodbox.emotions import EmotionClassifier, EmotionScores
+from moodbox.faces import DetectorSettings, FaceDetector, to_gray
+from moodbox.smoothing import SmoothedEmotion, Smoother, SmootherSettings
+from moodbox.sources import Frame
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    t: float
+    faces: list[EmotionScores]
+    smoothed: SmoothedEmotion
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self, mood: str | None = None) -> dict[str, Any]:
+        return {
+            "t": round(self.t, 3),
+            "faces": [f.as_dict() for f in self.faces],
+            "emotion": self.smoothed.emotion,
+            "mood": mood,
+        }
+
+
+def detector_settings(cfg: Config) -> DetectorSettings:
+    d = cfg.detection
+    return DetectorSettings(
+        scale_factor=d.scale_factor, min_neighbors=d.min_neighbors, min_face=d.min_face,
+        detect_width=d.detect_width, equalize=d.equalize,
+    )
+
+
+def smoother_settings(cfg: Config) -> SmootherSettings:
+    s = cfg.smoothing
+    return SmootherSettings(
+        window_s=s.window_s, min_confidence=s.min_confidence, margin=s.margin, dwell_s=s.dwell_s,
+        no_face_s=s.no_face_s, min_frames=s.min_frames,
+    )
+
+
+class VisionPipeline:
+    def __init__(self, cfg: Config, classifier: EmotionClassifier | None = None) -> None:
+        self.detector = FaceDetector(detector_settings(cfg))
+        self.classifier = classifier or EmotionClassifier(cfg.model.path, threads=cfg.model.threads)
+        self.smoother = Smoother(self.classifier.labels, smoother_settings(cfg))
+        self.max_faces = cfg.detection.max_faces
+
+    def process(self, frame: Frame) -> FrameResult:
+        t0 = time.perf_counter()
+        gray = to_gray(frame.image)
+        faces = self.detector.detect(gray)[: self.max_faces]
+        t1 = time.perf_counter()
+        scored = self.classifier.classify(gray, faces)
+        t2 = time.perf_counter()
+        smoothed = self.smoother.update(frame.t, scored[0].scores if scored else None)
+        t3 = time.perf_counter()
+        return FrameResult(
+            t=frame.t, faces=scored, smoothed=smoothed,
+            timings_ms={"detect": (t1 - t0) * 1e3, "classify": (t2 - t1) * 1e3, "smooth": (t3 - t2) * 1e3},
+        )

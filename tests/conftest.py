@@ -1,0 +1,38 @@
+"""Shared fixtures: where the data beside the repo lives, and scripted face clips made from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MOODBOX_SHARED", ROOT.parent / "shared"))
+FER = SHARED / "data" / "fer2013"
+CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
+
+
+@pytest.fixture(scope="session")
+def fer_root() -> Path:
+    if not (FER / "val").is_dir():
+        pytest.skip(f"FER2013 not found at {FER} (set MOODBOX_SHARED to the folder holding data/fer2013)")
+    return FER
+
+
+@pytest.fixture(scope="session")
+def hamilton_clip() -> Path:
+    if not CLIP.is_file():
+        pytest.skip(f"sample clip not found at {CLIP} (set MOODBOX_SHARED)")
+    return CLIP
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(tmp_path_factory) -> Path:
+    """scikit-image's astronaut (Eileen Collins, smiling), saved as a file the CLI can read."""
+    import cv2
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("stills") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path

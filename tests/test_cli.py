@@ -1,0 +1,95 @@
+"""The command line as a user runs it: real model, real files, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+def moodbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "moodbox", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_analyze_json(astronaut_png):
+    proc = moodbox("analyze", str(astronaut_png), "--json")
+    assert proc.returncode == 0, proc.stderr
+    [line] = proc.stdout.splitlines()
+    obj = json.loads(line)
+    assert obj["image"] == str(astronaut_png)
+    [face] = obj["faces"]
+    assert face["emotion"] == "happy" and len(face["box"]) == 4
+    assert set(face["scores"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+
+
+def test_analyze_bad_inputs_exit_1_and_keep_going(tmp_path, astronaut_png):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    proc = moodbox("analyze", str(text), str(broken), str(tmp_path / "missing.png"), str(astronaut_png), "--json")
+    assert proc.returncode == 1
+    assert f"{text}: cannot be read as an image" in proc.stderr
+    assert f"{broken}: cannot be read as an image" in proc.stderr
+    assert "missing.png: no such file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads(proc.stdout)["image"] == str(astronaut_png)  # the good one still analysed
+
+
+def test_missing_model_is_a_config_error(tmp_path, astronaut_png):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {{path: {tmp_path / 'gone.tflite'}}}\n")
+    proc = moodbox("analyze", str(astronaut_png), "--config", str(cfg))
+    assert proc.returncode == 2
+    assert "gone.tflite: model file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_config_exit_2_for_every_command(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("camera: {fsp: 3}\n")
+    for cmd in (["analyze", "x.png"], ["replay", "x"], ["run"]):
+        proc = moodbox(*cmd, "--config", str(cfg))
+        assert proc.returncode == 2, cmd
+        assert "camera.fsp: unknown key" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_replay_video_json_lines_realtime_on_and_off(hamilton_clip):
+    fast = moodbox("replay", str(hamilton_clip), "--json", "--no-realtime")
+    assert fast.returncode == 0, fast.stderr
+    lines = [json.loads(line) for line in fast.stdout.splitlines()]
+    assert len(lines) > 250
+    for obj in lines:
+        assert set(obj) == {"t", "faces", "emotion", "mood"}
+        assert isinstance(obj["t"], float) and isinstance(obj["faces"], list)
+        for f in obj["faces"]:
+            assert set(f) == {"box", "emotion", "scores"}
+    assert lines[-1]["t"] == pytest.approx(9.1, abs=0.3)
+    assert sum(bool(o["faces"]) for o in lines) > 20
+    slow = moodbox("replay", str(hamilton_clip), "--json", "--realtime")
+    assert slow.returncode == 0
+    assert [json.loads(line) for line in slow.stdout.splitlines()] == lines
+
+
+def test_replay_bad_sources(tmp_path):
+    proc = moodbox("replay", str(tmp_path))
+    assert proc.returncode == 1 and "no images" in proc.stderr and "Traceback" not in proc.stderr
+    proc = moodbox("replay", str(tmp_path / "nope.mp4"))
+    assert proc.returncode == 1 and "no such file or folder" in proc.stderr
+
+
+def test_replay_image_folder(tmp_path, astronaut_png):
+    img = cv2.imread(str(astronaut_png))
+    for i in range(12):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.jpg"), img)
+    cv2.imwrite(str(tmp_path / "999.jpg"), np.zeros((480, 640, 3), np.uint8))
+    proc = moodbox("replay", str(tmp_path), "--json", "--no-realtime", "--folder-fps", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o["t"] for o in lines] == pytest.approx([i / 2 for i in range(13)])
+    assert lines[-2]["emotion"] == "happy"
+    assert lines[-1]["faces"] == []

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from moodbox.sources import ImageFolderSource, LiveSource, SourceError, VideoFileSource, open_source
+
+
+def test_video_file_timestamps_come_from_the_file(hamilton_clip):
+    src = open_source(str(hamilton_clip), realtime=False)
+    assert isinstance(src, VideoFileSource)
+    ts = [f.t for f in src.frames()]
+    assert len(ts) > 250
+    assert ts[0] == 0.0 and all(b > a for a, b in zip(ts, ts[1:]))
+    assert ts[-1] == pytest.approx(9.1, abs=0.3)  # 9.2 s at 29.97 fps
+
+
+def test_realtime_paces_files(tmp_path):
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((20, 20, 3), np.uint8))
+    t0 = time.monotonic()
+    frames = list(ImageFolderSource(tmp_path, fps=10, realtime=True).frames())
+    assert len(frames) == 4 and time.monotonic() - t0 >= 0.28
+    assert [f.t for f in frames] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+
+
+def test_folder_skips_unreadable_images(tmp_path, caplog):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 20, 3), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "c.png"), np.zeros((20, 20, 3), np.uint8))
+    frames = list(open_source(str(tmp_path), realtime=False, folder_fps=5).frames())
+    assert [f.t for f in frames] == pytest.approx([0.0, 0.4])
+    assert "b.png: cannot be read as an image" in caplog.text
+
+
+def test_empty_folder_and_missing_path_are_clear_errors(tmp_path):
+    with pytest.raises(SourceError, match="no images"):
+        open_source(str(tmp_path))
+    with pytest.raises(SourceError, match="no such file or folder"):
+        open_source(str(tmp_path / "missing.mp4"))
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(SourceError, match="cannot be decoded as a video"):
+        open_source(str(bad))
+
+
+def test_picamera2_missing_says_how_to_install():
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        with pytest.raises(SourceError, match="apt install -y --no-install-recommends python3-picamera2"):
+            open_source("picamera2")
+    else:  # pragma: no cover - on a Pi
+        pytest.skip("picamera2 is installed here")
+
+
+class FlakyCamera:
+    """Delivers a few frames, then 'disappears'."""
+
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+        self.released = False
+
+    def read(self):
+        time.sleep(0.005)
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        return np.zeros((4, 4, 3), np.uint8)
+
+    def release(self):
+        self.released = True
+
+
+def test_live_camera_failure_is_retried_not_raised(caplog):
+    opened: list[FlakyCamera] = []
+    attempts = {"n": 0}
+
+    def opener():
+        attempts["n"] += 1
+        if attempts["n"] == 2:
+            raise RuntimeError("device busy")
+        cam = FlakyCamera(5)
+        opened.append(cam)
+        return cam
+
+    statuses: list[str] = []
+    src = LiveSource("fake", opener, fps=200, retry_s=0.05, retry_max_s=0.1, on_status=statuses.append)
+    got = []
+    for f in src.frames():
+        got.append(f)
+        if len(opened) >= 3:
+            break
+    src.close()
+    assert attempts["n"] >= 4 and all(c.released for c in opened[:-1])
+    assert any("camera failed" in s for s in statuses) and any("device busy" in s for s in statuses)
+    assert "camera fake failed: no frame delivered" in caplog.text
+    assert all(b.t >= a.t for a, b in zip(got, got[1:]))
+
+
+def test_live_source_keeps_only_the_newest_frame():
+    counter = {"i": 0}
+
+    class FastCamera:
+        def read(self):
+            time.sleep(0.001)
+            counter["i"] += 1
+            return np.full((2, 2), counter["i"] % 256, np.uint8)
+
+        def release(self):
+            pass
+
+    src = LiveSource("fast", FastCamera, fps=20)
+    frames = []
+    for f in src.frames():
+        frames.append(f)
+        if len(frames) == 5:
+            break
+    src.close()
+    # about 50 frames were captured in the 0.2 s it took to hand out 5: the rest were dropped, not queued
+    assert counter["i"] > 20
+    assert frames[-1].index == 4
+
+
+def test_close_stops_a_blocked_live_source():
+    class DeadCamera:
+        def read(self):
+            time.sleep(0.05)
+            return None
+
+        def release(self):
+            pass
+
+    src = LiveSource("dead", DeadCamera, fps=10, retry_s=0.05)
+    result = []
+    th = threading.Thread(target=lambda: result.extend(src.frames()))
+    th.start()
+    time.sleep(0.3)
+    src.close()
+    th.join(timeout=3)
+    assert not th.is_alive() and result == []
