@@ -50,10 +50,10 @@ def test_unknown_section(tmp_path):
 def test_all_errors_reported_not_only_first(tmp_path):
     errs = _errors(
         tmp_path,
-        "camera: {width: -3, fps: abc}\nmqtt: {device_id: 'Bad Id', port: 70000}\nmusic: {strategy: cheerful, playlists: {happpy: x}}\n",
+        "camera: {width: -3, fps: abc}\nmqtt: {device_id: 'Bad Id', port: 70000}\nmusic: {strategy: cheerful, strategies: {match: {happpy: [x]}}}\n",
     )
     joined = "\n".join(errs)
-    for key in ("camera.width", "camera.fps", "mqtt.device_id", "mqtt.port", "music.strategy", "music.playlists"):
+    for key in ("camera.width", "camera.fps", "mqtt.device_id", "mqtt.port", "music.strategy", "music.strategies"):
         assert key + ":" in joined, joined
     assert len(errs) == 6
     assert "(got 'abc')" in joined and "happpy" in joined
@@ -116,3 +116,20 @@ def test_check_config_as_a_process_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "moodbox", "check-config", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "camera.fps" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mood_maps_merge_over_defaults(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("music:\n  playlists: {happy: my_happy, calm: null}\n  queries: {calm: {artist: Enya}}\n  strategies: {uplift: {sad: [calm]}}\n")
+    m = config.load(f, env={}).music
+    assert m.playlists["happy"] == "my_happy" and m.playlists["sad"] == "mood_sad" and "calm" not in m.playlists
+    assert m.queries["calm"] == {"artist": "Enya"} and m.queries["happy"]["genre"].startswith("Pop")
+    assert m.strategies["uplift"]["sad"] == ["calm"] and m.strategies["uplift"]["angry"] == ["calm"]
+
+
+def test_unplayable_mood_rejected(tmp_path):
+    errs = _errors(tmp_path, "music:\n  strategies: {match: {sad: [gloomy]}}\n  queries: {genre: {x: y}}\n")
+    joined = "\n".join(errs)
+    assert "music.queries: unknown tag(s) x" in joined
+    errs = _errors(tmp_path, "music:\n  strategies: {match: {sad: [gloomy]}}\n")
+    assert errs == ["music: mood(s) gloomy used in strategies have no playlist or query"]

@@ -72,9 +72,11 @@ def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
+    from moodbox.mood import MoodPolicy
     from moodbox.pipeline import VisionPipeline
     from moodbox.sources import SourceError, open_source
 
+    policy = MoodPolicy(cfg.music.strategy, cfg.music.strategies, cfg.music.fallback_mood)
     cam = cfg.camera
     realtime = cam.realtime if args.realtime is None else args.realtime
     pipeline = VisionPipeline(cfg, _classifier(cfg))
@@ -92,13 +94,14 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
         for frame in source.frames():
             result = pipeline.process(frame)
             frames += 1
-            if args.json:
-                print(json.dumps(result.as_dict()), flush=True)
-                continue
             sm = result.smoothed
+            mood = policy.plan(sm.emotion).mood if sm.emotion else None
+            if args.json:
+                print(json.dumps(result.as_dict(mood)), flush=True)
+                continue
             if sm.changed:
-                label = sm.emotion or "no face"
-                print(f"t={result.t:7.2f}s  stable emotion -> {label}" + (f" ({sm.confidence:.2f})" if sm.emotion else ""), flush=True)
+                label = f"{sm.emotion} ({sm.confidence:.2f}), mood {mood}" if sm.emotion else "no face"
+                print(f"t={result.t:7.2f}s  stable emotion -> {label}", flush=True)
             elif result.t >= next_status:  # a heartbeat, so a quiet scene still shows it is working
                 seen = ", ".join(f"{f.emotion} {f.confidence:.2f}" for f in result.faces) or "none"
                 print(f"t={result.t:7.2f}s  faces: {seen}; stable: {sm.emotion or '-'}", flush=True)

@@ -1,0 +1,284 @@
+"""The mood policy and the MPD player against a real mpd (DESIGN §8)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import mpd
+import pytest
+
+from moodbox.config import MusicConfig
+from moodbox.feedback import FeedbackStore
+from moodbox.mood import MoodPolicy, Preferences, Track, choose
+from moodbox.player import MpdPlayer
+from tests.servers import Mpd, make_library, write_m3u
+
+TRACKS = [
+    *({"file": f"pop/happy{i}.ogg", "artist": "Sunny Band", "title": f"Happy {i}", "genre": "Pop", "comment": "en"} for i in range(1, 4)),
+    {"file": "pop/bad.ogg", "artist": "Bad Artist", "title": "Bad", "genre": "Pop", "comment": "de"},
+    *({"file": f"blues/sad{i}.ogg", "artist": "Rain", "title": f"Sad {i}", "genre": "Blues"} for i in range(1, 4)),
+    *({"file": f"ambient/calm{i}.ogg", "artist": "Still", "title": f"Calm {i}", "genre": "Ambient"} for i in range(1, 4)),
+    *({"file": f"folk/gentle{i}.ogg", "artist": "Soft", "title": f"Gentle {i}", "genre": "Folk"} for i in range(1, 3)),
+    *({"file": f"jazz/neutral{i}.ogg", "artist": "Plain", "title": f"Neutral {i}", "genre": "Jazz"} for i in range(1, 4)),
+]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> tuple[Path, Path]:
+    music, playlists = make_library(tmp_path_factory.mktemp("lib"), TRACKS, seconds=2.0)
+    write_m3u(playlists, "mood_happy", [t["file"] for t in TRACKS if t["genre"] == "Pop"])
+    write_m3u(playlists, "mood_sad", [t["file"] for t in TRACKS if t["genre"] == "Blues"])
+    write_m3u(playlists, "mood_neutral", [t["file"] for t in TRACKS if t["genre"] == "Jazz"])
+    write_m3u(playlists, "mood_empty", [])
+    return music, playlists
+
+
+@pytest.fixture
+def server(library, tmp_path):
+    music, playlists = library
+    with Mpd(tmp_path / "mpd", music, playlists) as s:
+        yield s
+
+
+def music_cfg(port: int, **kw) -> MusicConfig:
+    base = {"mpd": {"host": "127.0.0.1", "port": port}, "queue_length": 6, "stage_tracks": 2, "crossfade_s": 0, "state_dir": None}
+    base.update(kw)
+    return MusicConfig.model_validate(base)
+
+
+def client(port: int, password: str | None = None) -> mpd.MPDClient:
+    c = mpd.MPDClient()
+    c.connect("127.0.0.1", port)
+    if password:
+        c.password(password)
+    return c
+
+
+def wait_for(pred, timeout: float = 5.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def queue_files(c: mpd.MPDClient) -> list[str]:
+    return [s["file"] for s in c.playlistinfo()]
+
+
+@pytest.fixture
+def player_factory(tmp_path):
+    players: list[MpdPlayer] = []
+
+    def make(cfg: MusicConfig, feedback: FeedbackStore | None = None, emotion: str | None = None) -> MpdPlayer:
+        """A started player; ``emotion`` is the stable emotion it starts with (else it opens with the
+        fallback mood, as the box does before anyone is seen)."""
+        p = MpdPlayer(cfg, feedback or FeedbackStore(tmp_path / "state" / "feedback.json"), rng=random.Random(1), poll_s=0.05)
+        p.set_emotion(emotion)
+        p.start()
+        players.append(p)
+        return p
+
+    yield make
+    for p in players:
+        p.stop()
+
+
+def test_match_strategy_queues_the_emotions_playlist_and_waits_for_track_end(server, player_factory):
+    p = player_factory(music_cfg(server.port), emotion="happy")
+    wait_for(lambda: p.state().mood == "happy" and p.state().state == "play", what="happy music")
+    c = client(server.port)
+    assert set(queue_files(c)) <= {t["file"] for t in TRACKS if t["genre"] == "Pop"}
+    assert len(c.playlistinfo()) == 6
+    assert p.state().source == "playlist mood_happy"
+    playing = c.currentsong()["id"]
+
+    p.set_emotion("sad")
+    # the upcoming tracks change at once; the playing track is left to finish
+    wait_for(lambda: all(f.startswith("blues/") for f in queue_files(c)[1:]), what="sad tracks queued")
+    assert c.currentsong()["id"] == playing
+    assert p.state().mood == "happy"
+    wait_for(lambda: c.currentsong().get("file", "").startswith("blues/"), timeout=4, what="the sad track to start")
+    wait_for(lambda: p.state().mood == "sad", what="state to follow")
+
+
+def test_immediate_change(server, player_factory):
+    p = player_factory(music_cfg(server.port, change="immediate"), emotion="happy")
+    wait_for(lambda: p.state().mood == "happy" and p.state().state == "play")
+    c = client(server.port)
+    p.set_emotion("sad")
+    wait_for(lambda: c.currentsong().get("file", "").startswith("blues/"), timeout=1.0, what="an immediate change")
+
+
+def test_uplift_stages_and_tag_queries(server, player_factory):
+    p = player_factory(music_cfg(server.port, strategy="uplift"), emotion="sad")
+    c = client(server.port)
+    # uplift: gentle (2 tracks, a Folk tag query: no playlist), then happy
+    wait_for(lambda: p.state().mood == "gentle", what="gentle first")
+    files = queue_files(c)
+    assert [f.split("/")[0] for f in files] == ["folk", "folk", "pop", "pop", "pop", "pop"]
+    assert p.state().source == "query genre=Acoustic|Folk|Soul"
+    p.set_emotion("angry")  # uplift: calm, from the Ambient query
+    wait_for(lambda: all(f.startswith("ambient/") for f in queue_files(c)[1:]), what="calm tracks")
+
+
+def test_preferences_exclude_artist_and_language(server, player_factory):
+    prefs = {"exclude_artists": ["Bad Artist"]}
+    p = player_factory(music_cfg(server.port, queue_length=12, preferences=prefs), emotion="happy")
+    c = client(server.port)
+    wait_for(lambda: p.state().mood == "happy" and len(queue_files(c)) == 12)
+    assert "pop/bad.ogg" not in queue_files(c)
+    p.stop()
+    p = player_factory(music_cfg(server.port, preferences={"language": "de"}), emotion="happy")
+    # the track playing is let finish; everything after it is the one German track
+    wait_for(lambda: set(queue_files(c)[1:]) == {"pop/bad.ogg"}, what="only the German track")
+
+
+def test_missing_playlist_falls_back_with_warning(server, player_factory, caplog):
+    caplog.set_level(logging.WARNING)
+    cfg = music_cfg(server.port, playlists={"fear": "mood_nowhere"}, queries={"fear": {"genre": "Nothing"}})
+    p = player_factory(cfg, emotion="fear")
+    wait_for(lambda: p.state().state == "play", what="music despite the missing playlist")
+    c = client(server.port)
+    assert all(f.startswith("jazz/") for f in queue_files(c))
+    assert p.state().mood == "fear" and p.state().source.startswith("fallback neutral")
+    assert "playlist 'mood_nowhere' cannot be used" in caplog.text
+    assert "no track matches query genre=Nothing" in caplog.text
+    assert "playing the fallback mood neutral instead" in caplog.text
+
+
+def test_empty_playlist_uses_query(server, player_factory):
+    p = player_factory(music_cfg(server.port, playlists={"happy": "mood_empty"}), emotion="happy")
+    wait_for(lambda: p.state().mood == "happy")
+    assert p.state().source == "query genre=Pop|Dance|Disco|Funk"
+
+
+def test_nobody_in_view_keeps_the_music(server, player_factory):
+    p = player_factory(music_cfg(server.port), emotion="sad")
+    wait_for(lambda: p.state().mood == "sad")
+    p.set_emotion(None)
+    time.sleep(0.5)
+    assert p.state().mood == "sad" and p.state().state == "play"
+
+
+def test_queue_never_runs_out(server, player_factory):
+    p = player_factory(music_cfg(server.port, queue_length=2), emotion="happy")
+    wait_for(lambda: p.state().state == "play")
+    time.sleep(6.5)  # three 2-second tracks past a two-track queue
+    assert p.state().state == "play" and p.state().mood == "happy"
+
+
+def test_override_skip_pause_volume(server, player_factory):
+    p = player_factory(music_cfg(server.port, max_volume=60))
+    c = client(server.port)
+    p.set_override("calm")
+    wait_for(lambda: p.state().mood == "calm" and p.state().override)
+    p.set_emotion("happy")
+    time.sleep(0.3)
+    assert p.state().mood == "calm"  # the owner's choice wins over the camera
+    first = c.currentsong()["id"]
+    p.skip()
+    wait_for(lambda: c.currentsong().get("id") != first, what="skip")
+    p.pause()
+    wait_for(lambda: c.status()["state"] == "pause", what="pause")
+    p.resume()
+    wait_for(lambda: c.status()["state"] == "play", what="resume")
+    p.set_volume(95)
+    wait_for(lambda: c.status().get("volume") == "60", what="volume capped at max_volume")
+    p.set_override(None)
+    wait_for(lambda: p.state().mood == "happy" and not p.state().override, timeout=4, what="back to auto")
+    with pytest.raises(ValueError, match="unknown mood 'jolly'"):
+        p.set_override("jolly")
+
+
+def test_auto_dj_off_leaves_the_owners_queue_alone(server, player_factory):
+    c = client(server.port)
+    c.add("jazz/neutral1.ogg")
+    c.add("blues/sad2.ogg")
+    c.play(0)
+    p = player_factory(music_cfg(server.port, auto_dj=False), emotion="happy")
+    time.sleep(0.5)
+    assert queue_files(c) == ["jazz/neutral1.ogg", "blues/sad2.ogg"]
+    assert p.state().connected
+    p.set_auto_dj(True)
+    wait_for(lambda: all(f.startswith("pop/") for f in queue_files(c)[1:]), what="auto-DJ to take over")
+    assert queue_files(c)[0] == "jazz/neutral1.ogg"  # the owner's track playing is let finish
+
+
+def test_mpd_restart_reconnects_and_reapplies_the_mood(server, player_factory, caplog):
+    p = player_factory(music_cfg(server.port), emotion="sad")
+    wait_for(lambda: p.state().mood == "sad" and p.state().state == "play")
+    server.kill()
+    wait_for(lambda: not p.state().connected, what="the player to notice")
+    p.set_volume(40)  # arrives while MPD is down: applied when it returns
+    assert "will be applied when it returns" in caplog.text
+    server.start()
+    t0 = time.monotonic()
+    c = client(server.port)
+    wait_for(lambda: c.status()["state"] == "play" and c.currentsong().get("file", "").startswith("blues/"), timeout=5, what="sad music again")
+    assert time.monotonic() - t0 < 5
+    wait_for(lambda: c.status().get("volume") == "40", what="the queued volume")
+
+
+def test_wrong_password_is_a_clear_error(library, tmp_path, player_factory):
+    music, playlists = library
+    with Mpd(tmp_path / "mpdpw", music, playlists, password="right") as s:
+        p = player_factory(music_cfg(s.port, mpd={"host": "127.0.0.1", "port": s.port, "password": "wrong"}))
+        err = wait_for(lambda: p.state().error, what="an error")
+        assert f"MPD at 127.0.0.1:{s.port} rejected the password" in err
+        p.stop()
+        p = player_factory(music_cfg(s.port, mpd={"host": "127.0.0.1", "port": s.port}))
+        err = wait_for(lambda: p.state().error, what="an error")
+        assert "requires a password" in err
+        p.stop()
+        p = player_factory(music_cfg(s.port, mpd={"host": "127.0.0.1", "port": s.port, "password": "right"}), emotion="happy")
+        wait_for(lambda: p.state().mood == "happy" and p.state().error is None, what="music with the right password")
+
+
+def test_unreachable_mpd_names_host_and_port(player_factory):
+    from tests.servers import free_port
+
+    port = free_port()
+    p = player_factory(music_cfg(port))
+    err = wait_for(lambda: p.state().error, what="an error")
+    assert f"MPD at 127.0.0.1:{port} is unreachable" in err
+
+
+def test_early_skip_is_remembered_per_mood_and_persisted(server, player_factory, tmp_path):
+    store = FeedbackStore(tmp_path / "fb" / "feedback.json")
+    p = player_factory(music_cfg(server.port), store, emotion="happy")
+    c = client(server.port)
+    wait_for(lambda: p.state().mood == "happy" and p.state().state == "play")
+    skipped = c.currentsong()["file"]
+    p.skip()
+    wait_for(lambda: store.skips("happy").get(skipped) == 1, what="the skip to be recorded")
+    again = FeedbackStore(tmp_path / "fb" / "feedback.json")
+    assert again.skips("happy") == {skipped: 1} and again.skips("sad") == {}
+
+
+def test_skipped_tracks_are_chosen_less_often():
+    tracks = [Track(f"t{i}.ogg") for i in range(3)]
+    rng = random.Random(0)
+    firsts = Counter(choose(tracks, 1, Preferences(), {"t0.ogg": 4}, rng)[0].file for _ in range(3000))
+    assert firsts["t0.ogg"] < 0.1 * firsts["t1.ogg"]
+    prefs = Preferences(prefer_artists=("A",))
+    pref_tracks = [Track("a.ogg", artist="A"), Track("b.ogg", artist="B")]
+    firsts = Counter(choose(pref_tracks, 1, prefs, {}, rng)[0].file for _ in range(3000))
+    assert firsts["a.ogg"] > 2 * firsts["b.ogg"]
+
+
+def test_policy_strategies():
+    cfg = MusicConfig()
+    match = MoodPolicy("match", cfg.strategies, cfg.fallback_mood)
+    uplift = MoodPolicy("uplift", cfg.strategies, cfg.fallback_mood)
+    assert match.plan("sad").stages == ("sad",)
+    assert uplift.plan("sad").stages == ("gentle", "happy")
+    assert uplift.plan("angry").stages == ("calm",)
+    assert match.plan(None).stages == ("neutral",)
+    assert MoodPolicy.override("calm").override
