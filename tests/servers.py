@@ -147,7 +147,10 @@ class Mosquitto(_Server):
         self.users = users
 
     def write_config(self) -> None:
-        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "persistence false"]
+        import getpass
+
+        # run as whoever runs the tests (as root, mosquitto would switch to its own user and could not read our files)
+        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "persistence false", f"user {getpass.getuser()}"]
         if self.users:
             pwfile = self.dir / "passwd"
             pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))

@@ -126,6 +126,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
+    from moodbox.mqtt import discovery_messages, publish_once, removal_messages
+
+    moods = cfg.music.moods()
+    msgs = removal_messages(cfg.mqtt, moods) if args.remove else discovery_messages(cfg.mqtt, moods, cfg.music.max_volume)
+    try:
+        publish_once(cfg.mqtt, msgs)
+    except ConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    what = "removed" if args.remove else "published"
+    print(f"{what} {len(msgs)} Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/{cfg.mqtt.device_id}/")
+    return EXIT_OK
+
+
 def cmd_not_built(args: argparse.Namespace, cfg: Config) -> int:
     print(f"moodbox {args.command}: not built yet (see the open issues)", file=sys.stderr)
     return EXIT_INPUT
@@ -156,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--source")
     sp.add_argument("--json", action="store_true")
     with_config(sp)
+    sp = sub.add_parser("discovery", help="publish (or --remove) the Home Assistant discovery configs")
+    sp.add_argument("--remove", action="store_true", help="clear the retained configs so no ghost entities remain")
+    with_config(sp)
     sp = sub.add_parser("check-config", help="validate a config file and print every error")
     sp.add_argument("file", metavar="FILE")
     return p
@@ -175,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level or ("WARNING" if args.command in ("analyze", "replay") and args.json else cfg.logging.level))
     from moodbox.emotions import ModelError
 
-    handlers: dict[str, Any] = {"analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_not_built, "bench": cmd_not_built}
+    handlers: dict[str, Any] = {
+        "analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_not_built, "bench": cmd_not_built, "discovery": cmd_discovery,
+    }
     try:
         return handlers[args.command](args, cfg)
     except ModelError as exc:

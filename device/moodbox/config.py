@@ -243,6 +243,8 @@ class MqttConfig(_Section):
     base_topic: str = Field("moodbox", description="Topics live under <base_topic>/<device_id>/")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant's MQTT discovery prefix")
     state_interval_s: float = Field(30.0, gt=0, le=3600, description="The state is re-published at least this often")
+    state_min_interval_s: float = Field(1.0, ge=0, le=3600, description="The state is never published more often than this (changes in between are merged)")
+    reconnect_max_s: float = Field(2.0, ge=1, le=300, description="Longest wait between attempts to reach a lost broker")
 
     @field_validator("device_id")
     @classmethod
