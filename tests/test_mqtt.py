@@ -16,7 +16,7 @@ import pytest
 from moodbox.config import MqttConfig
 from moodbox.mqtt import MqttBridge, discovery_messages, parse_command, removal_messages
 from tests.mqtt_helpers import Recorder, RecordingCommands
-from tests.servers import Mosquitto, free_port
+from moodbox.devservers import Mosquitto, free_port
 
 MOODS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm", "gentle"]
 T = "moodbox/testbox"

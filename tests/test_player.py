@@ -15,7 +15,7 @@ from moodbox.config import MusicConfig
 from moodbox.feedback import FeedbackStore
 from moodbox.mood import MoodPolicy, Preferences, Track, choose
 from moodbox.player import MpdPlayer
-from tests.servers import Mpd, make_library, write_m3u
+from moodbox.devservers import Mpd, make_library, write_m3u
 
 TRACKS = [
     *({"file": f"pop/happy{i}.ogg", "artist": "Sunny Band", "title": f"Happy {i}", "genre": "Pop", "comment": "en"} for i in range(1, 4)),
@@ -242,7 +242,7 @@ def test_wrong_password_is_a_clear_error(library, tmp_path, player_factory):
 
 
 def test_unreachable_mpd_names_host_and_port(player_factory):
-    from tests.servers import free_port
+    from moodbox.devservers import free_port
 
     port = free_port()
     p = player_factory(music_cfg(port))

@@ -7,7 +7,7 @@ import pytest
 from moodbox.config import Config
 from moodbox.pipeline import VisionPipeline
 from moodbox.sources import open_source
-from tests.clips import Segment, write_clip
+from moodbox.demo import Segment, write_clip
 
 TIMELINE = [Segment("happy", 12), Segment("surprise", 12), Segment("happy", 12), Segment("neutral", 12)]
 

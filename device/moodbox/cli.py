@@ -26,6 +26,7 @@ def _setup_logging(level: str) -> None:
     # Under systemd (JOURNAL_STREAM set) journald adds its own timestamps.
     fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, level), format=fmt, stream=sys.stderr)
+    logging.getLogger("mpd").setLevel(max(logging.WARNING, getattr(logging, level)))  # python-mpd2 logs every call
 
 
 def _config(path: str | None) -> Config:
@@ -141,6 +142,12 @@ def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from moodbox.daemon import Daemon
+
+    return Daemon(cfg).run()
+
+
 def cmd_not_built(args: argparse.Namespace, cfg: Config) -> int:
     print(f"moodbox {args.command}: not built yet (see the open issues)", file=sys.stderr)
     return EXIT_INPUT
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from moodbox.emotions import ModelError
 
     handlers: dict[str, Any] = {
-        "analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_not_built, "bench": cmd_not_built, "discovery": cmd_discovery,
+        "analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_run, "bench": cmd_not_built, "discovery": cmd_discovery,
     }
     try:
         return handlers[args.command](args, cfg)

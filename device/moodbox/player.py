@@ -143,6 +143,12 @@ class MpdPlayer:
             return self._state
 
     @property
+    def override(self) -> str | None:
+        """The owner's mood choice (intended, shown even while MPD is unreachable)."""
+        with self._lock:
+            return self._override
+
+    @property
     def moods(self) -> list[str]:
         return self.cfg.moods()
 

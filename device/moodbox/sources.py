@@ -39,8 +39,13 @@ class Frame:
 class FrameSource(Protocol):
     name: str
 
-    def frames(self) -> Iterator[Frame]:
-        """Frames until the source ends (files) or ``close`` is called (live sources)."""
+    def frames(self, tick_s: float | None = None) -> Iterator[Frame | None]:
+        """Frames until the source ends (files) or ``close`` is called (live sources). With ``tick_s``, a
+        live source that has no new frame for that long yields None, so the caller stays responsive."""
+        ...
+
+    def alive(self) -> bool:
+        """False when the source is wedged (a capture thread stuck in a driver call)."""
         ...
 
     def close(self) -> None: ...
@@ -57,21 +62,28 @@ class _Pacer:
     def wait(self, t: float) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
-        if self._origin is None:
-            self._origin = (now, t)
-            return
-        delay = self._origin[0] + (t - self._origin[1]) - now
+        delay = self.lateness(t) * -1
         if delay > 0:
             self._stop.wait(delay)
 
+    def lateness(self, t: float) -> float:
+        """Seconds the frame at ``t`` is behind its wall-clock slot (negative: early)."""
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = (now, t)
+        return now - (self._origin[0] + (t - self._origin[1]))
+
 
 class VideoFileSource:
-    def __init__(self, path: Path, realtime: bool = True, loop: bool = False) -> None:
+    """A video file, timestamps from the file. With ``drop_late`` (the daemon), real-time replay skips
+    frames it has fallen behind on, as a live camera would, instead of drifting ever later."""
+
+    def __init__(self, path: Path, realtime: bool = True, loop: bool = False, drop_late: bool = False) -> None:
         self.path = path
         self.name = str(path)
         self.realtime = realtime
         self.loop = loop
+        self.drop_late = drop_late
         self._stop = threading.Event()
         cap = cv2.VideoCapture(str(path))
         ok = cap.isOpened() and cap.read()[0]
@@ -79,7 +91,10 @@ class VideoFileSource:
         if not ok:
             raise SourceError(f"{path}: cannot be decoded as a video")
 
-    def frames(self) -> Iterator[Frame]:
+    def alive(self) -> bool:
+        return True
+
+    def frames(self, tick_s: float | None = None) -> Iterator[Frame | None]:
         pacer = _Pacer(self.realtime, self._stop)
         index = 0
         offset = 0.0
@@ -90,16 +105,21 @@ class VideoFileSource:
             n = 0
             try:
                 while not self._stop.is_set():
-                    ok, img = cap.read()
-                    if not ok:
+                    if not cap.grab():
                         break
                     pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                     t = offset + (pos if pos > 0 or n == 0 else n / fps)
+                    n += 1
+                    if self.drop_late and self.realtime and pacer.lateness(t) > 1.0 / fps:
+                        index += 1
+                        continue  # behind: skip decoding this one
+                    ok, img = cap.retrieve()
+                    if not ok:
+                        break
                     pacer.wait(t)
                     yield Frame(img, t, index)
                     last_t = t
                     index += 1
-                    n += 1
             finally:
                 cap.release()
             if not self.loop or n == 0:
@@ -126,7 +146,10 @@ class ImageFolderSource:
         self.loop = loop
         self._stop = threading.Event()
 
-    def frames(self) -> Iterator[Frame]:
+    def alive(self) -> bool:
+        return True
+
+    def frames(self, tick_s: float | None = None) -> Iterator[Frame | None]:
         pacer = _Pacer(self.realtime, self._stop)
         index = 0
         while not self._stop.is_set():
@@ -180,6 +203,7 @@ class LiveSource:
         self._latest: tuple[np.ndarray, float] | None = None
         self._seq = 0
         self._thread: threading.Thread | None = None
+        self._beat = time.monotonic()
         self.status = "starting"
 
     def _set_status(self, status: str) -> None:
@@ -187,15 +211,28 @@ class LiveSource:
             self.status = status
             self._on_status(status)
 
+    def alive(self, stale_s: float = 15.0) -> bool:
+        """The capture thread has come round its loop recently (it is not stuck inside a driver)."""
+        return self._thread is None or (self._thread.is_alive() and time.monotonic() - self._beat < stale_s)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep in small steps, keeping the heartbeat fresh while a failed camera waits to be reopened."""
+        end = time.monotonic() + seconds
+        while not self._stop.is_set() and (left := end - time.monotonic()) > 0:
+            self._beat = time.monotonic()
+            self._stop.wait(min(left, 1.0))
+        self._beat = time.monotonic()
+
     def _capture(self) -> None:
         delay = self.retry_s
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             try:
                 cam = self._opener()
             except Exception as exc:  # drivers raise anything: keep trying, say why
                 log.warning("camera %s cannot be opened: %s; retrying in %.0f s", self.name, exc, delay)
                 self._set_status(f"camera unavailable: {exc}")
-                self._stop.wait(delay)
+                self._wait(delay)
                 delay = min(delay * 2, self.retry_max_s)
                 continue
             log.info("camera %s opened", self.name)
@@ -205,6 +242,7 @@ class LiveSource:
                     img = cam.read()
                     if img is None:
                         raise RuntimeError("no frame delivered")
+                    self._beat = time.monotonic()
                     with self._cond:
                         self._latest = (img, time.monotonic())
                         self._seq += 1
@@ -218,10 +256,10 @@ class LiveSource:
                     cam.release()
                 except Exception:  # releasing a vanished device may raise; nothing to do about it
                     log.debug("release failed", exc_info=True)
-            self._stop.wait(delay)
+            self._wait(delay)
             delay = min(delay * 2, self.retry_max_s)
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, tick_s: float | None = None) -> Iterator[Frame | None]:
         if self._thread is None:
             self._thread = threading.Thread(target=self._capture, name=f"capture:{self.name}", daemon=True)
             self._thread.start()
@@ -233,13 +271,20 @@ class LiveSource:
             wait = next_due - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
+            waited = 0.0
             with self._cond:
-                while self._seq == seen and not self._stop.is_set():
-                    self._cond.wait(timeout=0.5)
-                if self._stop.is_set() or self._latest is None:
+                while self._seq == seen and not self._stop.is_set() and (tick_s is None or waited < tick_s):
+                    self._cond.wait(timeout=0.25 if tick_s is None else min(0.25, tick_s))
+                    waited += 0.25 if tick_s is None else min(0.25, tick_s)
+                if self._stop.is_set():
                     return
-                img, t = self._latest
-                seen = self._seq
+                fresh = self._seq != seen and self._latest is not None
+                if fresh:
+                    img, t = self._latest  # type: ignore[misc]
+                    seen = self._seq
+            if not fresh:
+                yield None  # no new frame for tick_s: let the caller breathe
+                continue
             next_due = max(next_due + period, time.monotonic())
             yield Frame(img, t, index)
             index += 1
@@ -314,6 +359,7 @@ def open_source(
     retry_s: float = 2.0,
     retry_max_s: float = 60.0,
     on_status: Callable[[str], None] | None = None,
+    drop_late: bool = False,
 ) -> FrameSource:
     """The source named by ``camera.source``; raises :class:`SourceError` naming what is wrong."""
     live = dict(fps=fps, retry_s=retry_s, retry_max_s=retry_max_s, on_status=on_status)
@@ -331,7 +377,7 @@ def open_source(
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageFolderSource(path, fps=folder_fps, realtime=realtime, loop=loop)
-        return VideoFileSource(path, realtime=realtime, loop=loop)
+        return VideoFileSource(path, realtime=realtime, loop=loop, drop_late=drop_late)
     raise SourceError(
         f"camera.source {source!r}: no such file or folder (expected picamera2, a V4L2 index, a video file, "
         "a folder of images or an rtsp:// URL)"

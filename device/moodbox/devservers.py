@@ -1,5 +1,6 @@
-"""Real mpd and mosquitto servers for the tests (DESIGN §8): each on a free loopback port, with its own
-config in a temporary folder, started and stopped by the test that needs it."""
+"""Private mpd and mosquitto servers for the demo and the tests (DESIGN §8): each on a free loopback
+port, with its own config in a folder of the caller's, started and stopped by whoever needs it. Also a
+sox-made music library with real tags. Not used by the daemon itself."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 
 def free_port() -> int:
@@ -34,7 +33,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 def _require(binary: str) -> str:
     path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
     if path is None:
-        pytest.fail(f"{binary} is not installed: run scripts/setup (apt-get install -y mosquitto mpd sox)")
+        raise RuntimeError(f"{binary} is not installed: run scripts/setup (apt-get install -y mosquitto mpd sox)")
     return path
 
 

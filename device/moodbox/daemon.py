@@ -1,0 +1,273 @@
+"""The daemon: source -> faces -> emotions -> smoother -> mood -> player, with the MQTT bridge beside it.
+
+Threads: the processing thread owns the source and the vision pipeline; the player owns the MPD
+connection; paho owns the MQTT connection. The processing thread only hands results over through
+non-blocking calls, so a slow MPD or broker never stalls the camera, and the live source keeps only
+the newest frame, so a slow stage drops frames instead of queueing them. Only the processing thread
+pings the systemd watchdog: a wedged pipeline gets the service restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from moodbox.config import Config
+from moodbox.emotions import EmotionClassifier
+from moodbox.feedback import FeedbackStore, default_state_dir
+from moodbox.mqtt import MqttBridge
+from moodbox.pipeline import FrameResult, VisionPipeline
+from moodbox.player import MpdPlayer
+from moodbox.sdnotify import Notifier
+from moodbox.sources import FrameSource, SourceError, open_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stats:
+    """Exponential moving averages, as Frigate reports them."""
+
+    fps: float = 0.0
+    inference_ms: float = 0.0
+    processed: int = 0
+    _last_t: float | None = None
+
+    def update(self, result: FrameResult, alpha: float = 0.1) -> None:
+        now = time.monotonic()
+        if self._last_t is not None:
+            dt = now - self._last_t
+            if dt > 0:
+                self.fps = 1.0 / dt if self.processed < 2 else (1 - alpha) * self.fps + alpha / dt
+        self._last_t = now
+        ms = result.timings_ms.get("classify", 0.0) / max(1, len(result.faces)) if result.faces else None
+        if ms is not None:
+            self.inference_ms = ms if self.inference_ms == 0 else (1 - alpha) * self.inference_ms + alpha * ms
+        self.processed += 1
+
+    def idle(self) -> None:
+        self.fps = 0.0
+        self._last_t = None
+
+
+class Daemon:
+    def __init__(self, cfg: Config, classifier: EmotionClassifier | None = None, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.notifier = notifier or Notifier()
+        self.pipeline = VisionPipeline(cfg, classifier)
+        state_dir = cfg.music.state_dir or default_state_dir()
+        self.player = MpdPlayer(cfg.music, FeedbackStore(state_dir / "feedback.json"))
+        self.bridge = MqttBridge(cfg.mqtt, self, cfg.music.moods(), cfg.music.max_volume, snapshot=self.snapshot) if cfg.mqtt.enabled else None
+        self.stats = Stats()
+        self._stop = threading.Event()
+        self._privacy = threading.Event()
+        self._privacy_changed = threading.Event()
+        self._lock = threading.Lock()
+        self._last: FrameResult | None = None
+        self._source_status = "starting"
+        self._thread: threading.Thread | None = None
+        self._ready = False
+        self._last_status_line = ""
+
+    # --- Commands (from MQTT; any thread) ---
+
+    def set_auto_dj(self, on: bool) -> None:
+        self.player.set_auto_dj(on)
+        self._publish()
+
+    def set_privacy(self, on: bool) -> None:
+        if on == self._privacy.is_set():
+            return
+        (self._privacy.set if on else self._privacy.clear)()
+        self._privacy_changed.set()
+        log.info("privacy %s: camera %s", "ON" if on else "OFF", "closed" if on else "reopened")
+
+    def set_mood(self, mood: str | None) -> None:
+        self.player.set_override(mood)
+        self._publish()
+
+    def skip(self) -> None:
+        self.player.skip()
+
+    def set_volume(self, percent: int) -> None:
+        self.player.set_volume(percent)
+
+    # --- state ---
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            last = self._last
+            source_status = self._source_status
+        privacy = self._privacy.is_set()
+        p = self.player.state()
+        sm = last.smoothed if last is not None and not privacy else None
+        override = self.player.override
+        status = "privacy" if privacy else source_status
+        if p.error:
+            status = f"{status}; {p.error}"
+        return {
+            "emotion": sm.emotion if sm else None,
+            "confidence": round(sm.confidence, 3) if sm else 0.0,
+            "scores": {k: round(v, 3) for k, v in sm.scores.items()} if sm else {},
+            "face": bool(sm.face) if sm else False,
+            "mood": p.mood,
+            "mood_select": override or "auto",
+            "playlist": p.source,
+            "song": p.song,
+            "auto_dj": "ON" if p.auto_dj else "OFF",
+            "privacy": "ON" if privacy else "OFF",
+            "fps": round(self.stats.fps, 1),
+            "inference_ms": round(self.stats.inference_ms, 2),
+            "volume": p.volume,
+            "status": status,
+            "ts": int(time.time()),
+        }
+
+    def _publish(self) -> None:
+        if self.bridge is not None:
+            self.bridge.publish_state(self.snapshot())
+
+    def _set_source_status(self, status: str) -> None:
+        with self._lock:
+            changed = status != self._source_status
+            self._source_status = status
+        if changed:
+            self._publish()
+
+    # --- lifecycle ---
+
+    def run(self) -> int:
+        """Runs until SIGTERM/SIGINT; returns the exit code."""
+        handler = lambda signum, frame: self.stop()  # noqa: E731
+        old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not self._stop.wait(1.0):
+                self._status_line()
+        finally:
+            self.shutdown()
+            for s, h in old.items():
+                signal.signal(s, h)
+        return 0
+
+    def start(self) -> None:
+        self.player.start()
+        if self.bridge is not None:
+            self.bridge.start()
+        self._thread = threading.Thread(target=self._process_loop, name="pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._privacy_changed.set()
+
+    def shutdown(self) -> None:
+        """Clean stop within 2 s: offline published, MPD left playing."""
+        self._stop.set()
+        self.notifier.stopping()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        if self.bridge is not None:
+            self.bridge.stop(timeout=0.8)
+        self.player.stop(timeout=0.5)
+        log.info("stopped")
+
+    def _status_line(self) -> None:
+        s = self.snapshot()
+        line = (
+            f"{s['status']}; emotion {s['emotion'] or '-'}, mood {s['mood'] or '-'}, {s['fps']:.1f} fps, "
+            f"MQTT {'up' if self.bridge and self.bridge.connected.is_set() else 'down' if self.bridge else 'off'}, "
+            f"MPD {'up' if self.player.state().connected else 'down'}"
+        )
+        if line != self._last_status_line:
+            self._last_status_line = line
+            self.notifier.status(line)
+
+    def _open_source(self) -> FrameSource:
+        cam = self.cfg.camera
+        return open_source(
+            cam.source, width=cam.width, height=cam.height, fps=cam.fps, realtime=cam.realtime,
+            folder_fps=cam.folder_fps, loop=cam.loop, retry_s=cam.retry_s, retry_max_s=cam.retry_max_s,
+            on_status=lambda s: self._set_source_status(s), drop_late=True,
+        )
+
+    def _alive(self) -> None:
+        """The processing loop is turning: tell systemd (READY once, then the watchdog)."""
+        if not self._ready:
+            self._ready = True
+            self.notifier.ready("running")
+            log.info("pipeline running (source %s)", self.cfg.camera.source)
+        self.notifier.watchdog()
+
+    def _idle(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop.is_set() and not self._privacy_changed.is_set() and time.monotonic() < end:
+            self._alive()
+            self._stop.wait(min(0.5, max(0.0, end - time.monotonic())))
+
+    def _process_loop(self) -> None:
+        cam = self.cfg.camera
+        delay = cam.retry_s
+        while not self._stop.is_set():
+            self._privacy_changed.clear()
+            if self._privacy.is_set():
+                self.pipeline.smoother.reset()
+                self.stats.idle()
+                with self._lock:
+                    self._last = None
+                self._set_source_status("privacy")
+                self._idle(3600)
+                continue
+            try:
+                source = self._open_source()
+            except SourceError as exc:
+                log.warning("%s; retrying in %.0f s", exc, delay)
+                self._set_source_status(f"source unavailable: {exc}")
+                self._idle(delay)
+                delay = min(delay * 2, cam.retry_max_s)
+                continue
+            self._set_source_status("ok")
+            ended = self._consume(source)
+            source.close()
+            self.stats.idle()
+            if ended and not self._stop.is_set():
+                log.warning("source %s ended; reopening in %.0f s", source.name, delay)
+                self._set_source_status(f"source ended; reopening in {delay:.0f} s")
+                self._idle(delay)
+                delay = min(delay * 2, cam.retry_max_s)
+            else:
+                delay = cam.retry_s
+
+    def _consume(self, source: FrameSource) -> bool:
+        """Process frames until the source ends (True) or privacy/stop interrupts (False)."""
+        last_emotion: str | None = None
+        for frame in source.frames(tick_s=1.0):
+            if self._stop.is_set() or self._privacy_changed.is_set():
+                return False
+            if frame is None:
+                if source.alive():
+                    self._alive()
+                continue
+            self._alive()
+            result = self.pipeline.process(frame)
+            self.stats.update(result)
+            with self._lock:
+                self._last = result
+            emotion = result.smoothed.emotion
+            if emotion != last_emotion:
+                if emotion:
+                    log.info("stable emotion: %s (%.2f)", emotion, result.smoothed.confidence)
+                else:
+                    log.info("nobody in view")
+                last_emotion = emotion
+            self.player.set_emotion(emotion)
+            self._publish()
+        return True
+
+
+def run(cfg: Config) -> int:
+    return Daemon(cfg).run()

@@ -1,0 +1,202 @@
+"""The README's first command: moodbox at work with private servers, on a fresh machine.
+
+Starts a private mosquitto and mpd (in a temporary folder, loopback, free ports) with a small generated
+music library, runs ``moodbox run`` on a scripted face clip (or a camera, or any source), and prints the
+emotions, moods, songs and MQTT state as they change. Ctrl-C stops everything it started.
+
+Scripted clips are FER2013 faces upscaled onto a larger canvas in a known emotion timeline; they are
+built in the temporary folder (FER2013 is research data and never committed) when ``../shared`` has it,
+otherwise the bundled public-domain clip is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from moodbox.config import DEFAULT_QUERIES, MOODS
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_CLIP = ROOT / "samples" / "short_hamilton_clip.mp4"
+
+
+@dataclass(frozen=True)
+class Segment:
+    emotion: str
+    seconds: float
+
+
+def write_clip(fer_split: Path, timeline: list[Segment], out: Path, fps: float = 5.0, seed: int = 7,
+               size: tuple[int, int] = (640, 480), face_px: int = 192) -> list[tuple[float, str]]:
+    """Numbered PNG frames of FER faces in ``timeline`` order; returns (t, true emotion) per frame."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    truth: list[tuple[float, str]] = []
+    index = 0
+    w, h = size
+    for seg in timeline:
+        files = sorted((fer_split / seg.emotion).glob("*.jpg"))
+        n = int(round(seg.seconds * fps))
+        picks = rng.choice(len(files), size=n, replace=len(files) < n)
+        for k in picks:
+            face = cv2.imread(str(files[k]), cv2.IMREAD_GRAYSCALE)
+            face = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+            canvas = np.full((h, w), 110, np.uint8)
+            jx, jy = rng.integers(-20, 21, size=2)
+            x0, y0 = (w - face_px) // 2 + jx, (h - face_px) // 2 + jy
+            canvas[y0 : y0 + face_px, x0 : x0 + face_px] = face
+            cv2.imwrite(str(out / f"frame_{index:05d}.png"), cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
+            truth.append((index / fps, seg.emotion))
+            index += 1
+    return truth
+
+
+def demo_library(root: Path, seconds: float) -> tuple[Path, Path]:
+    """Three tagged tracks per mood; playlists for some moods, tag queries serve the others."""
+    from moodbox.devservers import make_library, write_m3u
+
+    tracks = []
+    for mood in MOODS:
+        genre = DEFAULT_QUERIES[mood]["genre"].split("|")[0]
+        for i in range(1, 4):
+            tracks.append({"file": f"{mood}/{mood}_{i}.ogg", "artist": f"The {mood.title()} Band", "title": f"{mood.title()} song {i}", "genre": genre})
+    music, playlists = make_library(root, tracks, seconds=seconds)
+    for mood in ("happy", "sad", "neutral"):
+        write_m3u(playlists, f"mood_{mood}", [t["file"] for t in tracks if t["file"].startswith(mood + "/")])
+    return music, playlists
+
+
+def _watch_state(port: int, topic: str, stop: threading.Event) -> None:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    last: dict[str, object] = {}
+
+    def on_message(client, userdata, msg) -> None:
+        if msg.topic.endswith("/availability"):
+            print(f"[mqtt] availability: {msg.payload.decode()}", flush=True)
+            return
+        try:
+            s = json.loads(msg.payload)
+        except ValueError:
+            return
+        keys = ("emotion", "mood", "playlist", "auto_dj", "privacy", "status")
+        view = {k: s.get(k) for k in keys}
+        song = s.get("song") or {}
+        view["song"] = song.get("title")
+        if view != last:
+            last.clear()
+            last.update(view)
+            print(
+                f"[mqtt] state: emotion={s.get('emotion')} ({s.get('confidence', 0):.0%}) mood={s.get('mood')} "
+                f"song={view['song']!r} from {s.get('playlist')} | fps={s.get('fps')} "
+                f"inference={s.get('inference_ms')} ms | {s.get('status')}",
+                flush=True,
+            )
+
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="moodbox-demo-viewer")
+    c.on_message = on_message
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe([(f"{topic}/state", 0), (f"{topic}/availability", 0)])
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    stop.wait()
+    c.disconnect()
+    c.loop_stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", nargs="?", help="a camera index (0), video file or image folder (default: a scripted face clip, else the sample clip)")
+    p.add_argument("--camera", action="store_true", help="use the first USB camera (same as source 0)")
+    p.add_argument("--shared", type=Path, default=Path(os.environ.get("MOODBOX_SHARED", ROOT.parent / "shared")))
+    p.add_argument("--duration", type=float, default=0, help="stop by itself after this many seconds (0: run until Ctrl-C)")
+    p.add_argument("--track-seconds", type=float, default=8.0, help="length of the generated tracks")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, config) afterwards")
+    args = p.parse_args(argv)
+
+    from moodbox.devservers import Mosquitto, Mpd
+
+    tmp = Path(tempfile.mkdtemp(prefix="moodbox-demo-"))
+    print(f"demo: working in {tmp}", flush=True)
+    started: list = []
+    daemon: subprocess.Popen | None = None
+    stop = threading.Event()
+    try:
+        music, playlists = demo_library(tmp / "library", args.track_seconds)
+        mpd = Mpd(tmp / "mpd", music, playlists)
+        mpd.start()
+        started.append(mpd)
+        broker = Mosquitto(tmp / "mosquitto")
+        broker.start()
+        started.append(broker)
+        print(f"demo: private mpd on 127.0.0.1:{mpd.port}, mosquitto on 127.0.0.1:{broker.port}", flush=True)
+
+        camera: dict[str, object] = {"realtime": True, "loop": True, "retry_s": 1.0}
+        fer_val = args.shared / "data" / "fer2013" / "val"
+        if args.camera or args.source == "0":
+            camera["source"] = "0"
+            print("demo: source: the first USB camera", flush=True)
+        elif args.source:
+            camera["source"] = str(Path(args.source).resolve())
+        elif fer_val.is_dir():
+            timeline = [Segment("neutral", 10), Segment("happy", 15), Segment("sad", 15), Segment("surprise", 15), Segment("happy", 15)]
+            write_clip(fer_val, timeline, tmp / "clip", fps=5.0)
+            camera.update(source=str(tmp / "clip"), folder_fps=5.0)
+            print("demo: source: a scripted clip of FER2013 faces: " + ", ".join(f"{s.emotion} {s.seconds:.0f} s" for s in timeline) + " (looping)", flush=True)
+        else:
+            camera["source"] = str(SAMPLE_CLIP)
+            print(f"demo: source: {SAMPLE_CLIP.name} (FER2013 not found at {fer_val} for a scripted clip)", flush=True)
+
+        cfg = {
+            "camera": camera,
+            "music": {"mpd": {"host": "127.0.0.1", "port": mpd.port}, "state_dir": str(tmp / "state"), "crossfade_s": 1},
+            "mqtt": {"host": "127.0.0.1", "port": broker.port, "device_id": "demo"},
+        }
+        cfg_path = tmp / "moodbox.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        watcher = threading.Thread(target=_watch_state, args=(broker.port, "moodbox/demo", stop), daemon=True)
+        watcher.start()
+        print("demo: starting moodbox run (Ctrl-C stops everything)\n", flush=True)
+        daemon = subprocess.Popen([sys.executable, "-m", "moodbox", "run", "--config", str(cfg_path)])
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while daemon.poll() is None:
+            if deadline and time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        return 0 if daemon.poll() in (None, 0) else int(daemon.returncode or 1)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if daemon is not None and daemon.poll() is None:
+            daemon.terminate()
+            try:
+                daemon.wait(5)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+        stop.set()
+        for s in reversed(started):
+            s.stop()
+        if args.keep:
+            print(f"demo: kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print("demo: stopped everything it started", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
