@@ -148,9 +148,17 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     return Daemon(cfg).run()
 
 
-def cmd_not_built(args: argparse.Namespace, cfg: Config) -> int:
-    print(f"moodbox {args.command}: not built yet (see the open issues)", file=sys.stderr)
-    return EXIT_INPUT
+def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
+    from moodbox import bench
+    from moodbox.sources import SourceError
+
+    try:
+        report = bench.run(cfg, args.source, args.frames, args.live_seconds, not args.no_agreement)
+    except (SourceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(json.dumps(report.as_dict()) if args.json else report.text())
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,9 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None, help="pace files at their own rate (default: camera.realtime)")
     sp.add_argument("--folder-fps", type=float, help="image folders: frames per second (default: camera.folder_fps)")
     with_config(sp)
-    sp = sub.add_parser("bench", help="per-stage latency and frames/s")
-    sp.add_argument("--source")
-    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("bench", help="per-stage latency, frames/s, memory and live CPU share")
+    sp.add_argument("--source", help="a video file or folder of images (default: the bundled sample clip)")
+    sp.add_argument("--json", action="store_true", help="one JSON object")
+    sp.add_argument("--frames", type=int, help="use at most this many frames")
+    sp.add_argument("--live-seconds", type=float, default=10.0, help="seconds of each live-mode CPU measurement (0 skips it)")
+    sp.add_argument("--no-agreement", action="store_true", help="skip the comparison with a full-resolution Haar pass")
     with_config(sp)
     sp = sub.add_parser("discovery", help="publish (or --remove) the Home Assistant discovery configs")
     sp.add_argument("--remove", action="store_true", help="clear the retained configs so no ghost entities remain")
@@ -201,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from moodbox.emotions import ModelError
 
     handlers: dict[str, Any] = {
-        "analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_run, "bench": cmd_not_built, "discovery": cmd_discovery,
+        "analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_run, "bench": cmd_bench, "discovery": cmd_discovery,
     }
     try:
         return handlers[args.command](args, cfg)

@@ -62,9 +62,14 @@ class DetectionConfig(_Section):
     scale_factor: float = Field(1.1, gt=1.0, le=2.0, description="Haar cascade scale step between detection sizes (smaller: slower, finds more)")
     min_neighbors: int = Field(5, ge=1, le=50, description="Haar cascade neighbours a detection needs (larger: fewer false faces)")
     min_face: int = Field(40, ge=12, le=2000, description="Smallest face side to look for, in frame pixels")
-    detect_width: int = Field(320, ge=0, le=4096, description="Frames wider than this are shrunk to it before detection; 0 detects at full size")
+    detect_width: int = Field(0, ge=0, le=4096, description="Frames wider than this are shrunk to it before detection; 0 detects at full size")
     equalize: bool = Field(False, description="Equalise the histogram before detection (helps in dim light, adds false faces in bright scenes)")
     max_faces: int = Field(4, ge=1, le=32, description="Most faces classified per frame, largest first")
+    tracking: bool = Field(True, description="Search near the faces just found instead of scanning every frame whole (false: a full scan every frame)")
+    rescan_s: float = Field(0.5, ge=0, le=60, description="While faces are tracked, scan the whole frame at least this often for newcomers")
+    idle_after_s: float = Field(5.0, ge=0, le=3600, description="Nobody seen for this long counts as an empty room ...")
+    idle_scan_s: float = Field(0.5, ge=0, le=60, description="... which is scanned only this often")
+    still_threshold: float = Field(0.5, ge=0, le=255, description="Mean grey-level change below which a frame counts as unchanged and is not analysed again (0: always analyse)")
 
 
 class ModelConfig(_Section):

@@ -215,7 +215,7 @@ class Daemon:
         while not self._stop.is_set():
             self._privacy_changed.clear()
             if self._privacy.is_set():
-                self.pipeline.smoother.reset()
+                self.pipeline.reset()
                 self.stats.idle()
                 with self._lock:
                     self._last = None

@@ -11,7 +11,7 @@ from typing import Any
 
 from moodbox.config import Config
 from moodbox.emotions import EmotionClassifier, EmotionScores
-from moodbox.faces import DetectorSettings, FaceDetector, to_gray
+from moodbox.faces import DetectorSettings, FaceDetector, FaceTracker, TrackerSettings, to_gray
 from moodbox.smoothing import SmoothedEmotion, Smoother, SmootherSettings
 from moodbox.sources import Frame
 
@@ -22,6 +22,7 @@ class FrameResult:
     faces: list[EmotionScores]
     smoothed: SmoothedEmotion
     timings_ms: dict[str, float] = field(default_factory=dict)
+    detection: str = "full"  # how the faces were found: full | roi | still | idle
 
     def as_dict(self, mood: str | None = None) -> dict[str, Any]:
         return {
@@ -40,6 +41,12 @@ def detector_settings(cfg: Config) -> DetectorSettings:
     )
 
 
+def tracker_settings(cfg: Config) -> TrackerSettings:
+    d = cfg.detection
+    return TrackerSettings(rescan_s=d.rescan_s if d.tracking else 0.0, idle_after_s=d.idle_after_s if d.tracking else 1e9,
+                           idle_scan_s=d.idle_scan_s, still_threshold=d.still_threshold)
+
+
 def smoother_settings(cfg: Config) -> SmootherSettings:
     s = cfg.smoothing
     return SmootherSettings(
@@ -51,6 +58,8 @@ def smoother_settings(cfg: Config) -> SmootherSettings:
 class VisionPipeline:
     def __init__(self, cfg: Config, classifier: EmotionClassifier | None = None) -> None:
         self.detector = FaceDetector(detector_settings(cfg))
+        self.tracker = FaceTracker(self.detector, tracker_settings(cfg))
+        self._last_scores: list[EmotionScores] = []
         self.classifier = classifier or EmotionClassifier(cfg.model.path, threads=cfg.model.threads)
         self.smoother = Smoother(self.classifier.labels, smoother_settings(cfg))
         self.max_faces = cfg.detection.max_faces
@@ -58,13 +67,25 @@ class VisionPipeline:
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
         gray = to_gray(frame.image)
-        faces = self.detector.detect(gray)[: self.max_faces]
+        found = self.tracker.detect(gray, frame.t)
+        faces = found.faces[: self.max_faces]
         t1 = time.perf_counter()
-        scored = self.classifier.classify(gray, faces)
+        if found.kind == "still":
+            scored = self._last_scores  # the same picture: the same answer
+        else:
+            scored = self.classifier.classify(gray, faces)
+            self._last_scores = scored
         t2 = time.perf_counter()
         smoothed = self.smoother.update(frame.t, scored[0].scores if scored else None)
         t3 = time.perf_counter()
         return FrameResult(
             t=frame.t, faces=scored, smoothed=smoothed,
             timings_ms={"detect": (t1 - t0) * 1e3, "classify": (t2 - t1) * 1e3, "smooth": (t3 - t2) * 1e3},
+            detection=found.kind,
         )
+
+    def reset(self) -> None:
+        """Forget faces and emotions (after a privacy pause or a source change)."""
+        self.tracker.reset()
+        self.smoother.reset()
+        self._last_scores = []

@@ -1,0 +1,203 @@
+"""``moodbox bench``: what the vision pipeline costs, measured on the real code with one thread.
+
+Reports per-stage p50/p95 latency and end-to-end frames/s over a file or folder processed as fast as
+possible; how often the faces found (and the largest face's emotion) agree with a plain full-resolution
+Haar pass; resident memory after warm-up; and, in live mode (frames paced as a camera at
+``camera.fps`` delivers them), the CPU share with a face in view and with nobody in view.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from moodbox.config import Config
+from moodbox.emotions import EmotionClassifier
+from moodbox.faces import FaceDetector, iou, to_gray
+from moodbox.pipeline import VisionPipeline, detector_settings
+from moodbox.sources import Frame, LiveSource, open_source
+
+DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "samples" / "short_hamilton_clip.mp4"
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+@dataclass
+class BenchReport:
+    source: str
+    frames: int
+    size: tuple[int, int]
+    fps: float
+    stages: dict[str, dict[str, float]]
+    rss_mb: float
+    agreement: dict[str, float] = field(default_factory=dict)
+    live: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "frames": self.frames, "size": list(self.size), "fps": round(self.fps, 1),
+            "stages": self.stages, "rss_mb": round(self.rss_mb, 1), "agreement": self.agreement, "live": self.live,
+        }
+
+    def text(self) -> str:
+        lines = [f"source {self.source}: {self.frames} frames of {self.size[0]}x{self.size[1]}, one thread",
+                 f"end-to-end: {self.fps:.1f} frames/s", f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8}"]
+        for name, s in self.stages.items():
+            lines.append(f"{name:<10} {s['p50_ms']:>8.2f} {s['p95_ms']:>8.2f}")
+        lines.append(f"resident memory after warm-up: {self.rss_mb:.0f} MB")
+        if self.agreement:
+            a = self.agreement
+            lines.append(
+                f"agreement with a full-resolution Haar pass: all faces {a['faces']:.1%}, largest face {a['largest_face']:.1%}, "
+                f"largest face's emotion {a['emotion']:.1%} of frames"
+            )
+        if self.live:
+            lv = self.live
+            lines.append(f"live at {lv['fps']:.0f} frames/s: {lv['cpu_face_pct']:.1f} % of one core with a face, {lv['cpu_empty_pct']:.1f} % with nobody in view")
+        return "\n".join(lines)
+
+
+def _load_frames(source: str, limit: int | None) -> tuple[list[Frame], list[float]]:
+    """Decode every frame once (timed), so the later passes measure the pipeline alone."""
+    src = open_source(source, realtime=False, folder_fps=10.0)
+    frames: list[Frame] = []
+    decode_ms: list[float] = []
+    it = iter(src.frames())
+    while limit is None or len(frames) < limit:
+        t0 = time.perf_counter()
+        f = next(it, None)
+        if f is None:
+            break
+        decode_ms.append((time.perf_counter() - t0) * 1e3)
+        frames.append(f)
+    src.close()
+    if not frames:
+        raise ValueError(f"{source}: no frames")
+    return frames, decode_ms
+
+
+def agreement(cfg: Config, frames: list[Frame], classifier: EmotionClassifier) -> dict[str, float]:
+    """Fractions of frames where the pipeline agrees with a plain full-resolution Haar pass: the same
+    number of faces with the largest boxes overlapping (IoU >= 0.5); the largest face alone; and the
+    largest face's emotion."""
+    pipe = VisionPipeline(cfg, classifier)
+    full = FaceDetector(replace(detector_settings(cfg), detect_width=0))
+    faces_ok = largest_ok = emotion_ok = 0
+    for f in frames:
+        got = pipe.process(f).faces
+        gray = to_gray(f.image)
+        ref = full.detect(gray)[: cfg.detection.max_faces]
+        largest = bool(got) == bool(ref) and (not ref or iou(got[0].box, ref[0].box) >= 0.5)
+        largest_ok += largest
+        faces_ok += largest and len(got) == len(ref)
+        if not ref:
+            emotion_ok += not got
+        elif got:
+            emotion_ok += got[0].emotion == classifier.classify_face(gray, ref[0].box).emotion
+    n = len(frames)
+    return {"faces": faces_ok / n, "largest_face": largest_ok / n, "emotion": emotion_ok / n}
+
+
+class _ReplayCamera:
+    """A camera made of decoded frames, delivering them at ``fps`` (30 by default, as a Pi camera)."""
+
+    def __init__(self, images: list[np.ndarray], fps: float = 30.0) -> None:
+        self.images = images
+        self.period = 1.0 / fps
+        self.i = 0
+        self.next = time.monotonic()
+
+    def read(self) -> np.ndarray:
+        self.next += self.period
+        delay = self.next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        img = self.images[self.i % len(self.images)]
+        self.i += 1
+        return img
+
+    def release(self) -> None:
+        pass
+
+
+def live_cpu(cfg: Config, images: list[np.ndarray], seconds: float, classifier: EmotionClassifier) -> float:
+    """Percent of one core the whole process uses while processing a paced camera at camera.fps."""
+    pipe = VisionPipeline(cfg, classifier)
+    src = LiveSource("bench", lambda: _ReplayCamera(images), fps=cfg.camera.fps)
+    stop_at = None
+    cpu0 = wall0 = 0.0
+    for i, frame in enumerate(src.frames(tick_s=0.5)):
+        if frame is not None:
+            pipe.process(frame)
+        if i == 5:  # warm-up done
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            stop_at = wall0 + seconds
+        if stop_at and time.monotonic() >= stop_at:
+            break
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - wall0
+    src.close()
+    return 100.0 * cpu / wall if wall > 0 else 0.0
+
+
+def run(cfg: Config, source: str | None = None, limit: int | None = None, live_seconds: float = 10.0,
+        check_agreement: bool = True) -> BenchReport:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cv2.setNumThreads(1)
+    source = source or str(DEFAULT_SOURCE)
+    classifier = EmotionClassifier(cfg.model.path, threads=1)
+    warm, _ = _load_frames(source, 20)
+    pipe = VisionPipeline(cfg, classifier)
+    for f in warm:  # warm-up; memory is read before the benchmark holds every decoded frame
+        pipe.process(f)
+    memory = rss_mb()
+    del warm
+    frames, decode_ms = _load_frames(source, limit)
+    pipe = VisionPipeline(cfg, classifier)
+    stages: dict[str, list[float]] = {"decode": decode_ms[10:] or decode_ms, "detect": [], "classify": [], "smooth": [], "total": []}
+    t0 = time.perf_counter()
+    for f in frames:
+        r = pipe.process(f)
+        for k in ("detect", "classify", "smooth"):
+            stages[k].append(r.timings_ms[k])
+        stages["total"].append(sum(r.timings_ms.values()))
+    vision_s = time.perf_counter() - t0
+    end_to_end_s = vision_s + sum(decode_ms) / 1e3
+    h, w = frames[0].image.shape[:2]
+    report = BenchReport(
+        source=source, frames=len(frames), size=(w, h), fps=len(frames) / end_to_end_s,
+        stages={k: {"p50_ms": round(_pct(v, 50), 3), "p95_ms": round(_pct(v, 95), 3)} for k, v in stages.items()},
+        rss_mb=memory,
+    )
+    if check_agreement:
+        report.agreement = {k: round(v, 4) for k, v in agreement(cfg, frames, classifier).items()}
+    if live_seconds > 0:
+        images = [f.image for f in frames]
+        blank = [np.full_like(images[0], 110)]
+        report.live = {
+            "fps": cfg.camera.fps,
+            "cpu_face_pct": round(live_cpu(cfg, images, live_seconds, classifier), 2),
+            "cpu_empty_pct": round(live_cpu(cfg, blank, live_seconds, classifier), 2),
+        }
+    return report
+
