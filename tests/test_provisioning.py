@@ -67,3 +67,13 @@ def test_ansible_lint_production_profile():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"0 failure\(s\), 0 warning\(s\)", proc.stdout + proc.stderr)
+
+
+@pytest.mark.slow
+def test_converge_into_debian_chroot_twice():
+    """scripts/provision-test: debootstrap bookworm, converge the role twice, second run changes nothing."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (debootstrap and chroot)")
+    proc = subprocess.run([str(ROOT / "scripts" / "provision-test")], capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "second run changed nothing" in proc.stdout
