@@ -55,12 +55,13 @@ class Report:
         if self.agreement is not None:
             s["int8_float_agreement"] = round(self.agreement, 4)
         s["macro_f1"] = round(float(np.mean([c["f1"] for c in self.per_class().values()])), 4)
-        s.update(self.extra)
+        s.update({k: v for k, v in self.extra.items() if k != "through_detector"})
         return s
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.summary(),
+            **({"through_detector": self.extra["through_detector"]} if "through_detector" in self.extra else {}),
             "ms_per_face": round(self.ms_per_face, 3),
             "per_class": self.per_class(),
             "confusion": {"labels": list(self.labels), "matrix": self.confusion.tolist()},
@@ -105,6 +106,41 @@ def evaluate(model: Path, data: Dataset, keras_model: Any = None, threads: int =
     return Report(labels=clf.labels, confusion=cm, agreement=agreement, ms_per_face=ms)
 
 
+def through_detector(model: Path, data: Dataset, margins: list[float], face_px: int = 192, limit: int = 1500) -> dict[str, Any]:
+    """Accuracy as the device sees faces: each face upscaled onto a 640x480 canvas, found by the Haar
+    detector, cropped with each candidate ``face_margin``. Picks the margin the metadata should carry."""
+    import cv2
+
+    from moodbox.emotions import EmotionClassifier
+    from moodbox.faces import FaceDetector
+
+    clf = EmotionClassifier(model)
+    det = FaceDetector()
+    label_index = {name: i for i, name in enumerate(clf.labels)}
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(data), size=min(limit, len(data)), replace=False)
+    found = 0
+    correct = dict.fromkeys(margins, 0)
+    for i in idx:
+        face = cv2.resize(data.images[i], (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+        canvas = np.full((480, 640), 110, np.uint8)
+        y0, x0 = (480 - face_px) // 2, (640 - face_px) // 2
+        canvas[y0 : y0 + face_px, x0 : x0 + face_px] = face
+        faces = det.detect(canvas)
+        if not faces:
+            continue
+        found += 1
+        truth = label_index[LABELS[data.labels[i]]]
+        for m in margins:
+            clf.meta = type(clf.meta)(**{**clf.meta.__dict__, "face_margin": m})
+            if int(np.argmax(clf.predict(clf.preprocess(canvas, faces[0].box)))) == truth:
+                correct[m] += 1
+    return {
+        "faces": int(len(idx)), "detected": found / len(idx),
+        "accuracy_by_margin": {f"{m:g}": round(c / max(found, 1), 4) for m, c in correct.items()},
+    }
+
+
 def confusion_png(report: Report, path: Path, title: str = "") -> None:
     import matplotlib
 
@@ -138,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keras", type=Path, help="the float Keras model, for the int8-vs-float agreement")
     p.add_argument("--out", type=Path, help="folder for report.json and confusion.png")
     p.add_argument("--cache-dir", default="")
+    p.add_argument("--margins", help="comma-separated face margins to compare through the Haar detector (e.g. 0,0.1,0.2)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -149,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         keras_model = keras.models.load_model(args.keras, compile=False)
     report = evaluate(args.model, data, keras_model)
     print(report.text())
+    if args.margins:
+        margins = [float(m) for m in args.margins.split(",")]
+        td = through_detector(args.model, data, margins)
+        report.extra["through_detector"] = td
+        print(f"through the Haar detector: {td['detected']:.1%} of {td['faces']} faces found; accuracy by face margin: "
+              + ", ".join(f"{m}: {a:.3f}" for m, a in td["accuracy_by_margin"].items()))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")

@@ -106,7 +106,7 @@ def export(
     labels: tuple[str, ...] = LABELS,
     scale: float = 1.0 / 255.0,
     offset: float = 0.0,
-    face_margin: float = 0.1,
+    face_margin: float = 0.05,
     source: str = "",
     val: Dataset | None = None,
     calibration_count: int = 500,
@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", default=",".join(LABELS), help="labels in output order, comma-separated")
     p.add_argument("--scale", type=float, default=1.0 / 255.0)
     p.add_argument("--offset", type=float, default=0.0)
-    p.add_argument("--face-margin", type=float, default=0.1, help="fraction the face box is grown by before cropping")
+    p.add_argument("--face-margin", type=float, default=0.05,
+                   help="fraction the face box is grown by before cropping (0.05 measured best through the Haar detector)")
     p.add_argument("--source", default="", help="how it was trained (goes into the metadata)")
     p.add_argument("--calibration-count", type=int, default=500)
     p.add_argument("--cache-dir", default=".cache/fer2013")
