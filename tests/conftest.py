@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOODBOX_SHARED", ROOT.parent / "shared"))
 FER = SHARED / "data" / "fer2013"
-CLIP = SHARED / "data" / "video" / "short_hamilton_clip.mp4"
+CLIP = ROOT / "samples" / "short_hamilton_clip.mp4"  # committed: public domain
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +22,7 @@ def fer_root() -> Path:
 
 @pytest.fixture(scope="session")
 def hamilton_clip() -> Path:
-    if not CLIP.is_file():
-        pytest.skip(f"sample clip not found at {CLIP} (set MOODBOX_SHARED)")
+    assert CLIP.is_file(), f"{CLIP} is missing from the checkout"
     return CLIP
 
 
