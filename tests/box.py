@@ -14,20 +14,13 @@ import pytest
 import yaml
 
 from moodbox.devservers import Mosquitto, Mpd, make_library, write_m3u
+from tests.util import wait_for
 
 T = "moodbox/boxtest"
 TRACKS = [{"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
           for g in ("Pop", "Jazz", "Ambient", "Blues") for i in range(1, 3)]
 
 
-def wait_for(pred, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import cv2
 
 from tests.mqtt_helpers import Recorder
 
-from tests.box import T, Box, box_factory, faces_folder, library, wait_for  # noqa: F401  (fixtures)
+from tests.box import T, Box, box_factory, faces_folder, library  # noqa: F401  (fixtures)
+from tests.util import wait_for
 
 
 def state(rec: Recorder) -> dict:

@@ -17,6 +17,7 @@ from moodbox.config import MqttConfig
 from moodbox.mqtt import MqttBridge, discovery_messages, parse_command, removal_messages
 from tests.mqtt_helpers import Recorder, RecordingCommands
 from moodbox.devservers import Mosquitto, free_port
+from tests.util import wait_for
 
 MOODS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm", "gentle"]
 T = "moodbox/testbox"
@@ -27,14 +28,6 @@ STATE = {
 }
 
 
-def wait_for(pred, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def mqtt_cfg(port: int, **kw) -> MqttConfig:

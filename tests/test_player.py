@@ -16,6 +16,7 @@ from moodbox.feedback import FeedbackStore
 from moodbox.mood import MoodPolicy, Preferences, Track, choose
 from moodbox.player import MpdPlayer
 from moodbox.devservers import Mpd, make_library, write_m3u
+from tests.util import wait_for
 
 TRACKS = [
     *({"file": f"pop/happy{i}.ogg", "artist": "Sunny Band", "title": f"Happy {i}", "genre": "Pop", "comment": "en"} for i in range(1, 4)),
@@ -58,14 +59,6 @@ def client(port: int, password: str | None = None) -> mpd.MPDClient:
     return c
 
 
-def wait_for(pred, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def queue_files(c: mpd.MPDClient) -> list[str]:
