@@ -279,3 +279,19 @@ def test_discovery_remove_command_clears_retained_configs(broker, bridge_factory
     cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {free_port()}, device_id: testbox}}\n")
     proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "is unreachable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tls_with_ca_and_client_certificate(tmp_path, bridge_factory):
+    from moodbox.devservers import make_certificates
+
+    certs = make_certificates(tmp_path / "certs")
+    tls = {"ca": certs["ca"], "cert": certs["cert"], "key": certs["key"], "require_certificate": True}
+    with Mosquitto(tmp_path / "tls", tls=tls) as broker:
+        without_cert = bridge_factory(mqtt_cfg(broker.port, tls={"enabled": True, "ca_file": str(certs["ca"])}))
+        good = bridge_factory(mqtt_cfg(
+            broker.port, device_id="tlsbox",
+            tls={"enabled": True, "ca_file": str(certs["ca"]), "cert_file": str(certs["client_cert"]), "key_file": str(certs["client_key"])},
+        ))
+        assert good.connected.wait(5) and good.error is None
+        time.sleep(1.0)
+        assert not without_cert.connected.is_set()  # the broker wants a client certificate

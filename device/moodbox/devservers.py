@@ -141,15 +141,20 @@ class Mpd(_Server):
 class Mosquitto(_Server):
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, tls: dict[str, Path] | None = None) -> None:
         super().__init__(workdir)
         self.users = users
+        self.tls = tls  # {"ca": ..., "cert": ..., "key": ..., "require_certificate": bool}
 
     def write_config(self) -> None:
         import getpass
 
         # run as whoever runs the tests (as root, mosquitto would switch to its own user and could not read our files)
         lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr", "persistence false", f"user {getpass.getuser()}"]
+        if self.tls:
+            lines += [f"cafile {self.tls['ca']}", f"certfile {self.tls['cert']}", f"keyfile {self.tls['key']}"]
+            if self.tls.get("require_certificate"):
+                lines.append("require_certificate true")
         if self.users:
             pwfile = self.dir / "passwd"
             pwfile.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
@@ -184,3 +189,24 @@ def make_library(root: Path, tracks: list[dict[str, str]], seconds: float = 3.0)
 
 def write_m3u(playlists: Path, name: str, files: list[str]) -> None:
     (playlists / f"{name}.m3u").write_text("".join(f"{f}\n" for f in files))
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A throw-away CA, a server certificate for 127.0.0.1/localhost and a client certificate (openssl)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    openssl = _require("openssl")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=folder)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=moodbox test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name, cn in (("server", "localhost"), ("client", "moodbox")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        extra = ["-extfile", "san.ext"] if name == "server" else []
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-out", f"{name}.crt", *extra)
+    return {k: folder / v for k, v in {
+        "ca": "ca.crt", "cert": "server.crt", "key": "server.key", "client_cert": "client.crt", "client_key": "client.key",
+    }.items()}
