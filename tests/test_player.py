@@ -275,3 +275,19 @@ def test_policy_strategies():
     assert uplift.plan("angry").stages == ("calm",)
     assert match.plan(None).stages == ("neutral",)
     assert MoodPolicy.override("calm").override
+
+
+def test_auto_dj_back_on_takes_over_again(server, player_factory):
+    p = player_factory(music_cfg(server.port), emotion="happy")
+    c = client(server.port)
+    wait_for(lambda: p.state().mood == "happy" and p.state().state == "play")
+    p.set_auto_dj(False)
+    time.sleep(0.3)
+    c.clear()
+    c.add("jazz/neutral1.ogg")
+    c.add("jazz/neutral2.ogg")
+    c.play(0)
+    time.sleep(0.3)
+    assert queue_files(c) == ["jazz/neutral1.ogg", "jazz/neutral2.ogg"]
+    p.set_auto_dj(True)  # the same emotion as before: it must still take the queue back
+    wait_for(lambda: all(f.startswith("pop/") for f in queue_files(c)[1:]) and len(queue_files(c)) > 2, what="auto-DJ to take over")

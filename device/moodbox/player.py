@@ -294,13 +294,14 @@ class MpdPlayer:
         assert c is not None
         status = c.status()
         plan = self._intended()
-        if plan is not None:
-            if plan != self._applied:
-                self._apply(c, plan, status)
-                status = c.status()
-            else:
-                self._refill(c, status)
-                status = c.status()
+        if plan is None:
+            self._applied = None  # auto-DJ off: the owner's queue; switching it on again takes over afresh
+        elif plan != self._applied:
+            self._apply(c, plan, status)
+            status = c.status()
+        else:
+            self._refill(c, status)
+            status = c.status()
         song_id = status.get("songid")
         mood, source = self._song_moods.get(song_id, (None, None)) if song_id else (None, None)
         if mood is None and plan is not None and self._applied is not None:
