@@ -42,9 +42,15 @@ class Segment:
 
 def write_clip(fer_split: Path, timeline: list[Segment], out: Path, fps: float = 5.0, seed: int = 7,
                size: tuple[int, int] = (640, 480), face_px: int = 192) -> list[tuple[float, str]]:
-    """Numbered PNG frames of FER faces in ``timeline`` order; returns (t, true emotion) per frame."""
+    """Numbered PNG frames of FER faces in ``timeline`` order (or, when ``out`` ends in .mp4, a video);
+    returns (t, true emotion) per frame."""
     rng = np.random.default_rng(seed)
-    out.mkdir(parents=True, exist_ok=True)
+    video = None
+    if out.suffix == ".mp4":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        video = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
     truth: list[tuple[float, str]] = []
     index = 0
     w, h = size
@@ -59,9 +65,15 @@ def write_clip(fer_split: Path, timeline: list[Segment], out: Path, fps: float =
             jx, jy = rng.integers(-20, 21, size=2)
             x0, y0 = (w - face_px) // 2 + jx, (h - face_px) // 2 + jy
             canvas[y0 : y0 + face_px, x0 : x0 + face_px] = face
-            cv2.imwrite(str(out / f"frame_{index:05d}.png"), cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR))
+            bgr = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+            if video is not None:
+                video.write(bgr)
+            else:
+                cv2.imwrite(str(out / f"frame_{index:05d}.png"), bgr)
             truth.append((index / fps, seg.emotion))
             index += 1
+    if video is not None:
+        video.release()
     return truth
 
 

@@ -49,20 +49,30 @@ class FaceDetector:
         if self._cascade.empty():
             raise RuntimeError(f"{cascade}: cannot load the Haar cascade (is opencv-python-headless 4.x installed?)")
 
-    def detect_region(self, gray: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> list[Face]:
-        """Faces inside ``region`` at full resolution, between ``min_side`` and ``max_side`` pixels: a
-        small, cheap search around where a face just was."""
+    def detect_region(self, gray: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int,
+                      window_px: int = 40) -> list[Face]:
+        """Faces inside ``region`` between ``min_side`` and ``max_side`` pixels: a small, cheap search around
+        where a face just was. The region is shrunk so the smallest face sought is ``window_px`` wide:
+        a big face needs no more pixels than that to be found."""
         x, y, w, h = region
         roi = gray[y : y + h, x : x + w]
         if roi.size == 0 or min(roi.shape[:2]) < min_side:
             return []
+        f = min(1.0, window_px / float(min_side))
+        if f < 1.0:
+            roi = cv2.resize(roi, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         if self.settings.equalize:
             roi = cv2.equalizeHist(roi)
+        lo = max(12, int(round(min_side * f)))
+        hi = max(lo + 1, int(round(max_side * f)))
         found = self._cascade.detectMultiScale(
             roi, scaleFactor=self.settings.scale_factor, minNeighbors=self.settings.min_neighbors,
-            minSize=(min_side, min_side), maxSize=(max_side, max_side),
+            minSize=(lo, lo), maxSize=(hi, hi),
         )
-        return [Face((int(fx + x), int(fy + y), int(fw), int(fh))) for (fx, fy, fw, fh) in (found if len(found) else [])]
+        return [
+            Face((int(round(fx / f)) + x, int(round(fy / f)) + y, int(round(fw / f)), int(round(fh / f))))
+            for (fx, fy, fw, fh) in (found if len(found) else [])
+        ]
 
     def detect(self, gray: np.ndarray) -> list[Face]:
         """Faces in a grey frame, largest first, boxes in the frame's own pixels."""
