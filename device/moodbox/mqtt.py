@@ -175,17 +175,26 @@ def parse_command(base: str, topic: str, payload: bytes, moods: list[str], max_v
     return Command("skip", None)
 
 
-def publish_once(cfg: MqttConfig, messages: list[Message], timeout: float = 10.0) -> None:
-    """Connect, publish, wait for delivery, disconnect: for ``moodbox discovery``. Raises ConnectionError
-    with the broker's address and reason."""
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"moodbox-{cfg.device_id}-cli")
+def _client(cfg: MqttConfig, client_id: str) -> paho.Client:
+    """A paho client with the config's credentials and TLS settings."""
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
     if cfg.username:
         c.username_pw_set(cfg.username, cfg.password)
     if cfg.tls.enabled:
-        c.tls_set(ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                  certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                  keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None)
+        c.tls_set(
+            ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
         c.tls_insecure_set(cfg.tls.insecure)
+    return c
+
+
+def publish_once(cfg: MqttConfig, messages: list[Message], timeout: float = 10.0) -> None:
+    """Connect, publish, wait for delivery, disconnect: for ``moodbox discovery``. Raises ConnectionError
+    with the broker's address and reason."""
+    c = _client(cfg, f"moodbox-{cfg.device_id}-cli")
     result: dict[str, Any] = {}
     ready = threading.Event()
 
@@ -243,17 +252,7 @@ class MqttBridge:
         self.connected = threading.Event()
         self.error: str | None = None
         self.ignored = 0
-        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"moodbox-{cfg.device_id}", clean_session=True)
-        if cfg.username:
-            c.username_pw_set(cfg.username, cfg.password)
-        if cfg.tls.enabled:
-            c.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            c.tls_insecure_set(cfg.tls.insecure)
+        c = _client(cfg, f"moodbox-{cfg.device_id}")
         c.will_set(f"{self.topic}/availability", "offline", qos=1, retain=True)
         c.reconnect_delay_set(min_delay=1, max_delay=max(1, int(cfg.reconnect_max_s)))
         c.on_connect = self._on_connect
