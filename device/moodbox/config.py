@@ -66,10 +66,12 @@ class DetectionConfig(_Section):
     equalize: bool = Field(False, description="Equalise the histogram before detection (helps in dim light, adds false faces in bright scenes)")
     max_faces: int = Field(4, ge=1, le=32, description="Most faces classified per frame, largest first")
     tracking: bool = Field(True, description="Search near the faces just found instead of scanning every frame whole (false: a full scan every frame)")
-    rescan_s: float = Field(0.5, ge=0, le=60, description="While faces are tracked, scan the whole frame at least this often for newcomers")
+    rescan_s: float = Field(0.5, ge=0, le=60, description="While faces are tracked, scan the whole frame for newcomers this often if the picture changed outside the tracked faces")
+    change_threshold: float = Field(4.0, ge=0, le=255, description="Change of an 8x8-pixel block's mean grey level that counts as the picture changing (0: rescan every rescan_s regardless)")
+    full_scan_s: float = Field(5.0, ge=0, le=600, description="While faces are tracked, scan the whole frame at least this often whatever changed")
     idle_after_s: float = Field(5.0, ge=0, le=3600, description="Nobody seen for this long counts as an empty room ...")
     idle_scan_s: float = Field(0.5, ge=0, le=60, description="... which is scanned only this often")
-    still_threshold: float = Field(0.5, ge=0, le=255, description="Mean grey-level change below which a frame counts as unchanged and is not analysed again (0: always analyse)")
+    still_threshold: float = Field(2.0, ge=0, le=255, description="A frame in which no 8x8-pixel block's mean grey level changed by more than this counts as unchanged and is not analysed again (0: always analyse)")
 
 
 class ModelConfig(_Section):

@@ -43,8 +43,11 @@ def detector_settings(cfg: Config) -> DetectorSettings:
 
 def tracker_settings(cfg: Config) -> TrackerSettings:
     d = cfg.detection
-    return TrackerSettings(rescan_s=d.rescan_s if d.tracking else 0.0, idle_after_s=d.idle_after_s if d.tracking else 1e9,
-                           idle_scan_s=d.idle_scan_s, still_threshold=d.still_threshold)
+    if not d.tracking:  # a full scan every frame
+        return TrackerSettings(rescan_s=0.0, change_threshold=0.0, full_scan_s=0.0, idle_after_s=1e9,
+                               idle_scan_s=d.idle_scan_s, still_threshold=d.still_threshold)
+    return TrackerSettings(rescan_s=d.rescan_s, change_threshold=d.change_threshold, full_scan_s=d.full_scan_s,
+                           idle_after_s=d.idle_after_s, idle_scan_s=d.idle_scan_s, still_threshold=d.still_threshold)
 
 
 def smoother_settings(cfg: Config) -> SmootherSettings:
