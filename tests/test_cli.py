@@ -93,3 +93,15 @@ def test_replay_image_folder(tmp_path, astronaut_png):
     assert [o["t"] for o in lines] == pytest.approx([i / 2 for i in range(13)])
     assert lines[-2]["emotion"] == "happy"
     assert lines[-1]["faces"] == []
+
+
+def test_bench_agreement_ignores_the_order_of_faces_of_nearly_one_size():
+    """Two faces of nearly one size swap places between passes; that is the same set of faces."""
+    from moodbox.bench import _partner, _same_faces
+
+    a, b = (28, 64, 67, 67), (148, 96, 65, 65)
+    assert _same_faces([(148, 96, 64, 64), (29, 64, 68, 68)], [a, b])
+    assert not _same_faces([(29, 64, 68, 68)], [a, b])
+    assert not _same_faces([(29, 64, 68, 68), (400, 10, 60, 60)], [a, b])
+    assert _partner(a, [(148, 96, 64, 64), (29, 64, 68, 68)]) == 1
+    assert _partner(a, [(300, 300, 60, 60)]) is None
