@@ -93,7 +93,7 @@ def evaluate(model: Path, data: Dataset, keras_model: Any = None, threads: int =
     t0 = time.perf_counter()
     for img, y in zip(data.images, data.labels):
         x = clf.preprocess(img)
-        p = int(np.argmax(clf.predict(x)))
+        p = int(np.argmax(clf.infer(x)))
         cm[label_index[LABELS[y]], p] += 1
         int8_pred.append(p)
         if keras_model is not None:
@@ -101,7 +101,11 @@ def evaluate(model: Path, data: Dataset, keras_model: Any = None, threads: int =
     ms = (time.perf_counter() - t0) * 1000 / max(1, len(data))
     agreement = None
     if keras_model is not None:
-        float_pred = np.argmax(keras_model.predict(np.stack(inputs), batch_size=256, verbose=0), axis=1)
+        batch = np.stack(inputs)
+        float_probs = keras_model.predict(batch, batch_size=256, verbose=0)
+        if clf.meta.mirror_average:  # compare like with like: the float model averaged the same way
+            float_probs = float_probs + keras_model.predict(batch[:, :, ::-1], batch_size=256, verbose=0)
+        float_pred = np.argmax(float_probs, axis=1)
         agreement = float(np.mean(float_pred == np.asarray(int8_pred)))
     return Report(labels=clf.labels, confusion=cm, agreement=agreement, ms_per_face=ms)
 
@@ -133,7 +137,7 @@ def through_detector(model: Path, data: Dataset, margins: list[float], face_px: 
         truth = label_index[LABELS[data.labels[i]]]
         for m in margins:
             clf.meta = type(clf.meta)(**{**clf.meta.__dict__, "face_margin": m})
-            if int(np.argmax(clf.predict(clf.preprocess(canvas, faces[0].box)))) == truth:
+            if int(np.argmax(clf.infer(clf.preprocess(canvas, faces[0].box)))) == truth:
                 correct[m] += 1
     return {
         "faces": int(len(idx)), "detected": found / len(idx),

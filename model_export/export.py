@@ -35,6 +35,7 @@ def build_metadata(
     scale: float = 1.0 / 255.0,
     offset: float = 0.0,
     face_margin: float = 0.0,
+    mirror_average: bool = False,
     source: str = "",
     metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -44,6 +45,7 @@ def build_metadata(
         "labels": list(labels),
         "input": {"width": int(width), "height": int(height), "color": color, "scale": float(scale), "offset": float(offset)},
         "face_margin": float(face_margin),
+        "mirror_average": bool(mirror_average),
         "source": source,
         "metrics": dict(metrics or {}),
     }
@@ -107,6 +109,7 @@ def export(
     scale: float = 1.0 / 255.0,
     offset: float = 0.0,
     face_margin: float = 0.05,
+    mirror_average: bool = True,
     source: str = "",
     val: Dataset | None = None,
     calibration_count: int = 500,
@@ -136,7 +139,7 @@ def export(
     tflite_path.write_bytes(tflite)
     meta = build_metadata(
         labels=labels, width=w, height=h, color="gray" if c == 1 else "rgb", scale=scale, offset=offset,
-        face_margin=face_margin, source=source or f"{model_path.name}, exported {date.today().isoformat()}",
+        face_margin=face_margin, mirror_average=mirror_average, source=source or f"{model_path.name}, exported {date.today().isoformat()}",
     )
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
     if val is not None:
@@ -162,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offset", type=float, default=0.0)
     p.add_argument("--face-margin", type=float, default=0.05,
                    help="fraction the face box is grown by before cropping (0.05 measured best through the Haar detector)")
+    p.add_argument("--no-mirror-average", dest="mirror_average", action="store_false",
+                   help="score each face once; by default the device averages a face with its mirror image "
+                   "(a second inference; steadier and more accurate for models trained with flips)")
     p.add_argument("--source", default="", help="how it was trained (goes into the metadata)")
     p.add_argument("--calibration-count", type=int, default=500)
     p.add_argument("--cache-dir", default=".cache/fer2013")
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     val = None if args.no_eval else load(args.val_data or args.data, "val", cache_dir=args.cache_dir or None)
     export(
         args.model, args.out, calibration, labels=tuple(args.labels.split(",")), scale=args.scale,
-        offset=args.offset, face_margin=args.face_margin, source=args.source, val=val,
+        offset=args.offset, face_margin=args.face_margin, mirror_average=args.mirror_average, source=args.source, val=val,
         calibration_count=args.calibration_count,
     )
     return 0

@@ -113,3 +113,24 @@ def test_malformed_metadata(tmp_path):
     m.with_suffix(".json").write_text('{"labels": ["a"]}')
     with pytest.raises(ModelError, match=r"m\.json: malformed model metadata"):
         EmotionClassifier(m)
+
+
+def test_mirror_average_scores_a_face_and_its_mirror_alike(tmp_path, astronaut_png):
+    """With mirror_average set, a face and its mirror image get the same scores (the average of both
+    inferences); without it, a face is scored once."""
+    m = _copy_model(tmp_path)
+    meta = json.loads(m.with_suffix(".json").read_text())
+    meta["mirror_average"] = True
+    m.with_suffix(".json").write_text(json.dumps(meta))
+    mirrored = EmotionClassifier(m)
+    meta["mirror_average"] = False
+    m.with_suffix(".json").write_text(json.dumps(meta))
+    single = EmotionClassifier(m)
+    gray = to_gray(cv2.imread(str(astronaut_png)))
+    [face] = FaceDetector().detect(gray)
+    x = single.preprocess(gray, face.box)
+    flipped = np.ascontiguousarray(x[:, :, ::-1])
+    np.testing.assert_allclose(mirrored.infer(x), (single.predict(x) + single.predict(flipped)) / 2, atol=1e-6)
+    np.testing.assert_allclose(mirrored.infer(x), mirrored.infer(flipped), atol=1e-6)
+    np.testing.assert_allclose(single.infer(x), single.predict(x), atol=1e-6)
+    assert mirrored.classify_face(gray, face.box).emotion == "happy"

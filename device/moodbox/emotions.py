@@ -36,6 +36,9 @@ class ModelMeta:
     scale: float
     offset: float
     face_margin: float = 0.0
+    # Average the scores of the face and its mirror image: faces are symmetric enough that this steadies
+    # the answer on ambiguous faces (and adds a little accuracy) for a second, cheap inference.
+    mirror_average: bool = False
     source: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -57,6 +60,7 @@ class ModelMeta:
                 scale=float(inp.get("scale", 1.0 / 255.0)),
                 offset=float(inp.get("offset", 0.0)),
                 face_margin=float(raw.get("face_margin", 0.0)),
+                mirror_average=bool(raw.get("mirror_average", False)),
                 source=str(raw.get("source", "")),
                 metrics=dict(raw.get("metrics", {})),
             )
@@ -203,8 +207,16 @@ class EmotionClassifier:
             y = (y.astype(np.float32) - zp) * s
         return y.astype(np.float32)
 
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for one preprocessed face as the metadata asks (with its mirror image averaged in
+        when ``mirror_average`` is set)."""
+        probs = self.predict(x)
+        if self.meta.mirror_average:
+            probs = (probs + self.predict(np.ascontiguousarray(x[:, :, ::-1]))) / 2.0
+        return probs
+
     def classify_face(self, image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> EmotionScores:
-        probs = self.predict(self.preprocess(image, box))
+        probs = self.infer(self.preprocess(image, box))
         if box is None:
             box = (0, 0, int(image.shape[1]), int(image.shape[0]))
         return EmotionScores(box=tuple(int(v) for v in box), scores=dict(zip(self.labels, map(float, probs))))
