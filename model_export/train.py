@@ -127,7 +127,12 @@ def train(args: argparse.Namespace) -> Path:
     log.info("class weights: %s", {LABELS[i]: round(w, 2) for i, w in (weights or {}).items()})
     ds_tr, ds_val = make_datasets(train_ds, val_ds, args.batch, args.seed, weights)
 
-    model = build(args.arch)
+    if args.init:
+        # Fine-tuning (a second schedule on a trained model, or a user's own faces) starts from its weights.
+        model = keras.models.load_model(args.init, compile=False)
+        log.info("starting from %s", args.init)
+    else:
+        model = build(args.arch)
     log.info("%s: %d parameters, %.1f M multiply-adds", args.arch, model.count_params(), multiply_adds(model) / 1e6)
     steps = int(np.ceil(len(train_ds) / args.batch)) * args.epochs
     if args.arch == "seed_cnn":
@@ -166,6 +171,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", required=True, help="fer2013.csv, or a folder with train/<emotion>/ and val/<emotion>/")
     p.add_argument("--val-data", help="validation data if not in --data (CSV: PublicTest rows are used)")
     p.add_argument("--arch", default="moodnet", help="seed_cnn | moodnet (default)")
+    p.add_argument(
+        "--init",
+        help="start from this trained Keras model (.keras) instead of random weights: fine-tuning on your own "
+        "faces, or another schedule on the shipped model",
+    )
     p.add_argument("--out", required=True, help="run folder: checkpoints, log, history")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch", type=int, default=64)

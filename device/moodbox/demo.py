@@ -41,9 +41,10 @@ class Segment:
 
 
 def write_clip(fer_split: Path, timeline: list[Segment], out: Path, fps: float = 5.0, seed: int = 7,
-               size: tuple[int, int] = (640, 480), face_px: int = 192) -> list[tuple[float, str]]:
+               size: tuple[int, int] = (640, 480), face_px: int = 192, hold_s: float = 0.0) -> list[tuple[float, str]]:
     """Numbered PNG frames of FER faces in ``timeline`` order (or, when ``out`` ends in .mp4, a video);
-    returns (t, true emotion) per frame."""
+    returns (t, true emotion) per frame. Each face is a new one unless ``hold_s`` > 0: then each face is
+    held that long, drifting a few pixels per frame, as a listener in front of a camera would."""
     rng = np.random.default_rng(seed)
     video = None
     if out.suffix == ".mp4":
@@ -57,12 +58,18 @@ def write_clip(fer_split: Path, timeline: list[Segment], out: Path, fps: float =
     for seg in timeline:
         files = sorted((fer_split / seg.emotion).glob("*.jpg"))
         n = int(round(seg.seconds * fps))
-        picks = rng.choice(len(files), size=n, replace=len(files) < n)
-        for k in picks:
-            face = cv2.imread(str(files[k]), cv2.IMREAD_GRAYSCALE)
-            face = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+        per_face = max(1, int(round(hold_s * fps)))
+        count = -(-n // per_face)
+        picks = rng.choice(len(files), size=count, replace=len(files) < count)
+        jx = jy = 0
+        for i in range(n):
+            if i % per_face == 0:
+                face = cv2.imread(str(files[picks[i // per_face]]), cv2.IMREAD_GRAYSCALE)
+                face = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_CUBIC)
+                jx, jy = rng.integers(-20, 21, size=2)
+            elif hold_s > 0:
+                jx, jy = np.clip([jx, jy] + rng.integers(-2, 3, size=2), -20, 20)
             canvas = np.full((h, w), 110, np.uint8)
-            jx, jy = rng.integers(-20, 21, size=2)
             x0, y0 = (w - face_px) // 2 + jx, (h - face_px) // 2 + jy
             canvas[y0 : y0 + face_px, x0 : x0 + face_px] = face
             bgr = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
