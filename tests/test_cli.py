@@ -105,3 +105,15 @@ def test_bench_agreement_ignores_the_order_of_faces_of_nearly_one_size():
     assert not _same_faces([(29, 64, 68, 68), (400, 10, 60, 60)], [a, b])
     assert _partner(a, [(148, 96, 64, 64), (29, 64, 68, 68)]) == 1
     assert _partner(a, [(300, 300, 60, 60)]) is None
+
+
+def test_bench_replays_a_clip_live_at_its_own_rate():
+    """A 10 frames/s clip replayed as a 30 frames/s camera is a fast-forward: three times the motion."""
+
+    from moodbox.bench import clip_fps
+    from moodbox.sources import Frame
+
+    img = np.zeros((4, 4), np.uint8)
+    assert clip_fps([Frame(image=img, t=i * 0.1, index=i) for i in range(20)]) == pytest.approx(10.0)
+    assert clip_fps([Frame(image=img, t=i / 30, index=i) for i in range(20)]) == pytest.approx(30.0)
+    assert clip_fps([Frame(image=img, t=0.0, index=0)]) == 30.0
