@@ -194,12 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[logging.StreamHandler(), logging.FileHandler(out / "train.log")],
-    )
-    train(args)
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt)
+    # The run's log file is attached on its own: basicConfig does nothing where logging is already set up
+    # (a notebook, a test runner), and train.log must be written all the same.
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    file_handler = logging.FileHandler(out / "train.log")
+    file_handler.setFormatter(logging.Formatter(fmt))
+    root.addHandler(file_handler)
+    try:
+        train(args)
+    finally:
+        root.removeHandler(file_handler)
+        file_handler.close()
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -144,3 +145,43 @@ def test_representative_sample_covers_every_class():
     picked = {int(labels[i]) for i in sample_idx[:, 0, 0]}
     assert picked == set(range(7))
     assert len(representative_faces(ds, 70)) == 10 * 6 + 5
+
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "model_export" / "checkpoints" / "moodnet.keras"
+
+
+def test_committed_checkpoint_is_the_shipped_models_float_twin(astronaut_png):
+    """The float checkpoint users fine-tune from is the model the shipped .tflite was exported from."""
+    keras = pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+
+    from moodbox.emotions import EmotionClassifier
+    from moodbox.faces import FaceDetector, to_gray
+
+    model = keras.models.load_model(CHECKPOINT, compile=False)
+    clf = EmotionClassifier()
+    gray = to_gray(cv2.imread(str(astronaut_png)))
+    [face] = FaceDetector().detect(gray)
+    x = clf.preprocess(gray, face.box)
+    p_float = model.predict(x, verbose=0)[0]
+    assert np.abs(clf.predict(x) - p_float).max() < 0.1
+    assert clf.labels[int(np.argmax(p_float))] == "happy"
+
+
+def test_train_init_fine_tunes_from_a_checkpoint(tmp_path):
+    pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    import keras
+
+    from model_export.train import main
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for name in LABELS:
+            (tmp_path / "faces" / split / name).mkdir(parents=True)
+            for k in range(2):
+                cv2.imwrite(str(tmp_path / "faces" / split / name / f"{k}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    out = tmp_path / "run"
+    assert main(["--data", str(tmp_path / "faces"), "--init", str(CHECKPOINT), "--out", str(out), "--epochs", "1",
+                 "--batch", "7", "--cache-dir", ""]) == 0
+    assert f"starting from {CHECKPOINT}" in (out / "train.log").read_text()
+    tuned = keras.models.load_model(out / "best.keras", compile=False)
+    assert tuned.count_params() == keras.models.load_model(CHECKPOINT, compile=False).count_params()
