@@ -118,6 +118,9 @@ def test_mood_override_and_skip_from_mqtt(box_factory, faces_folder):
     box.start()
     c = box.mpd_client()
     wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
+    # Music can start before the daemon has subscribed on MQTT; a command sent before that is lost (commands
+    # are not retained), so wait until it is online: it subscribes before it says so.
+    wait_for(lambda: rec.last(f"{T}/availability") == b"online", timeout=10, what="online")
     rec.publish(f"{T}/mood/set", "calm")
     wait_for(lambda: all(s["file"].startswith("ambient/") for s in c.playlistinfo()[1:]), what="calm music queued")
     wait_for(lambda: state(rec).get("mood_select") == "calm", what="the select to show it")
