@@ -139,7 +139,7 @@ class Detection:
 # A tracked face is looked for at these fractions of its last size. Wider than a face grows or shrinks
 # between two frames, because the cascade's raw hits for one face span about this range and are averaged
 # into its box: cutting some off would move the box away from the one a full scan returns.
-_SIZE_RANGE = (0.6, 1.6)
+_SIZE_RANGE = (0.65, 1.5)
 _BLOCK = 8  # pixels per side of the blocks whose change decides whether a frame moved
 
 
