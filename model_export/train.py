@@ -170,7 +170,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="fer2013.csv, or a folder with train/<emotion>/ and val/<emotion>/")
     p.add_argument("--val-data", help="validation data if not in --data (CSV: PublicTest rows are used)")
-    p.add_argument("--arch", default="moodnet", help="seed_cnn | moodnet (default)")
+    p.add_argument("--arch", default="moodnet", help="seed_cnn | moodnet (default) | moodnet_w48")
     p.add_argument(
         "--init",
         help="start from this trained Keras model (.keras) instead of random weights: fine-tuning on your own "

@@ -185,3 +185,16 @@ def test_train_init_fine_tunes_from_a_checkpoint(tmp_path):
     assert f"starting from {CHECKPOINT}" in (out / "train.log").read_text()
     tuned = keras.models.load_model(out / "best.keras", compile=False)
     assert tuned.count_params() == keras.models.load_model(CHECKPOINT, compile=False).count_params()
+
+
+def test_every_architecture_takes_a_48x48_grey_face_and_scores_seven_emotions():
+    pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    from model_export.architectures import ARCHITECTURES, build, multiply_adds
+
+    for name in ARCHITECTURES:
+        model = build(name)
+        assert tuple(model.inputs[0].shape[1:]) == (48, 48, 1), name
+        assert model.outputs[0].shape[-1] == 7, name
+        assert multiply_adds(model) < 100e6, name  # a few ms per face on a Pi 4 core
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build("resnet152")
