@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,7 @@ def through_detector(model: Path, data: Dataset, margins: list[float], face_px: 
 
     clf = EmotionClassifier(model)
     det = FaceDetector()
+    metas = {m: replace(clf.meta, face_margin=m) for m in margins}
     label_index = {name: i for i, name in enumerate(clf.labels)}
     rng = np.random.default_rng(0)
     idx = rng.choice(len(data), size=min(limit, len(data)), replace=False)
@@ -136,7 +137,7 @@ def through_detector(model: Path, data: Dataset, margins: list[float], face_px: 
         found += 1
         truth = label_index[LABELS[data.labels[i]]]
         for m in margins:
-            clf.meta = type(clf.meta)(**{**clf.meta.__dict__, "face_margin": m})
+            clf.meta = metas[m]
             if int(np.argmax(clf.infer(clf.preprocess(canvas, faces[0].box)))) == truth:
                 correct[m] += 1
     return {

@@ -51,10 +51,11 @@ class FaceDetector:
         self._cascade = cv2.CascadeClassifier(str(cascade))
         if self._cascade.empty():
             raise RuntimeError(f"{cascade}: cannot load the Haar cascade (is opencv-python-headless 4.x installed?)")
+        self._window = int(self._cascade.getOriginalWindowSize()[0])  # the cascade's smallest face, 24 px
 
     def detect_region(self, gray: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> list[Face]:
         """Faces inside ``region`` between ``min_side`` and ``max_side`` pixels: a small, cheap search around
-        where a face just was, or in a part of the frame that changed.
+        where a face just was.
 
         When the smallest size sought is large, the whole frame is searched at those sizes only: OpenCV
         then shrinks the frame to exactly the sizes a full scan uses, so the box is the one a full scan
@@ -65,8 +66,7 @@ class FaceDetector:
         H, W = gray.shape[:2]
         if min_side <= 0 or min(w, h) < min_side:
             return []
-        window = self._cascade.getOriginalWindowSize()[0] if hasattr(self._cascade, "getOriginalWindowSize") else 24
-        whole = W * H * (window / float(min_side)) ** 2 <= _WHOLE_FRAME_PIXELS
+        whole = W * H * (self._window / float(min_side)) ** 2 <= _WHOLE_FRAME_PIXELS
         image = gray if whole else gray[y : y + h, x : x + w]
         if self.settings.equalize:
             image = cv2.equalizeHist(image)
