@@ -79,7 +79,7 @@ class Report:
 
 
 def evaluate(model: Path, data: Dataset, keras_model: Any = None, threads: int = 1) -> Report:
-    from moodbox.emotions import EmotionClassifier
+    from moodbox.emotions import EmotionClassifier, score_views
 
     clf = EmotionClassifier(model, threads=threads)
     label_index = {name: i for i, name in enumerate(clf.labels)}
@@ -101,10 +101,11 @@ def evaluate(model: Path, data: Dataset, keras_model: Any = None, threads: int =
     ms = (time.perf_counter() - t0) * 1000 / max(1, len(data))
     agreement = None
     if keras_model is not None:
-        batch = np.stack(inputs)
-        float_probs = keras_model.predict(batch, batch_size=256, verbose=0)
-        if clf.meta.mirror_average:  # compare like with like: the float model averaged the same way
-            float_probs = float_probs + keras_model.predict(batch[:, :, ::-1], batch_size=256, verbose=0)
+        # Compare like with like: the float model looks at each face the same way (mirror, tilts) the
+        # device looks with the int8 one.
+        float_probs = score_views(
+            lambda b: keras_model.predict(b, batch_size=256, verbose=0), np.stack(inputs), clf.meta
+        )
         float_pred = np.argmax(float_probs, axis=1)
         agreement = float(np.mean(float_pred == np.asarray(int8_pred)))
     return Report(labels=clf.labels, confusion=cm, agreement=agreement, ms_per_face=ms)

@@ -25,6 +25,12 @@ from model_export.data import LABELS, Dataset, load
 
 log = logging.getLogger(__name__)
 
+# Ambiguous faces (best two scores closer than 0.3) get four more looks, tilted +-6 degrees and mirrored.
+# On PublicTest with the shipped model this took int8 accuracy from 66.5 % to 68.3 % and int8-float
+# agreement from 97.8 % to 98.6 %, for 1.4 more inferences per face on average (model_export/README.md).
+DEFAULT_TILT_DEG = (6.0, -6.0)
+DEFAULT_TILT_BELOW_MARGIN = 0.3
+
 
 def build_metadata(
     *,
@@ -36,16 +42,25 @@ def build_metadata(
     offset: float = 0.0,
     face_margin: float = 0.0,
     mirror_average: bool = False,
+    tilt_deg: tuple[float, ...] | list[float] = (),
+    tilt_below_margin: float = 0.0,
     source: str = "",
     metrics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if color not in ("gray", "rgb"):
         raise ValueError(f"color must be 'gray' or 'rgb', not {color!r}")
+    if not 0.0 <= tilt_below_margin <= 1.0:
+        raise ValueError(f"tilt_below_margin must be between 0 and 1, not {tilt_below_margin}")
     return {
         "labels": list(labels),
         "input": {"width": int(width), "height": int(height), "color": color, "scale": float(scale), "offset": float(offset)},
         "face_margin": float(face_margin),
         "mirror_average": bool(mirror_average),
+        **(
+            {"tilted_views": {"angles_deg": [float(a) for a in tilt_deg], "below_margin": float(tilt_below_margin)}}
+            if tilt_deg and tilt_below_margin > 0
+            else {}
+        ),
         "source": source,
         "metrics": dict(metrics or {}),
     }
@@ -110,6 +125,8 @@ def export(
     offset: float = 0.0,
     face_margin: float = 0.05,
     mirror_average: bool = True,
+    tilt_deg: tuple[float, ...] = DEFAULT_TILT_DEG,
+    tilt_below_margin: float = DEFAULT_TILT_BELOW_MARGIN,
     source: str = "",
     val: Dataset | None = None,
     calibration_count: int = 500,
@@ -139,7 +156,8 @@ def export(
     tflite_path.write_bytes(tflite)
     meta = build_metadata(
         labels=labels, width=w, height=h, color="gray" if c == 1 else "rgb", scale=scale, offset=offset,
-        face_margin=face_margin, mirror_average=mirror_average, source=source or f"{model_path.name}, exported {date.today().isoformat()}",
+        face_margin=face_margin, mirror_average=mirror_average, tilt_deg=tilt_deg, tilt_below_margin=tilt_below_margin,
+        source=source or f"{model_path.name}, exported {date.today().isoformat()}",
     )
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
     if val is not None:
@@ -168,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-mirror-average", dest="mirror_average", action="store_false",
                    help="score each face once; by default the device averages a face with its mirror image "
                    "(a second inference; steadier and more accurate for models trained with flips)")
+    p.add_argument("--tilt-deg", default=",".join(f"{a:g}" for a in DEFAULT_TILT_DEG),
+                   help="angles (degrees, comma-separated) of the extra looks at an ambiguous face; '' for none")
+    p.add_argument("--tilt-below-margin", type=float, default=DEFAULT_TILT_BELOW_MARGIN,
+                   help="a face is ambiguous when its best two scores are closer than this (0 turns tilted looks off)")
     p.add_argument("--source", default="", help="how it was trained (goes into the metadata)")
     p.add_argument("--calibration-count", type=int, default=500)
     p.add_argument("--cache-dir", default=".cache/fer2013")
@@ -176,11 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.model.is_file():
         p.error(f"{args.model}: no such model file")
+    try:
+        tilt_deg = tuple(float(a) for a in args.tilt_deg.split(",") if a.strip())
+    except ValueError:
+        p.error(f"--tilt-deg: expected comma-separated numbers of degrees, got {args.tilt_deg!r}")
+    if not 0.0 <= args.tilt_below_margin <= 1.0:
+        p.error(f"--tilt-below-margin: must be between 0 and 1, got {args.tilt_below_margin}")
     calibration = load(args.data, "train", cache_dir=args.cache_dir or None)
     val = None if args.no_eval else load(args.val_data or args.data, "val", cache_dir=args.cache_dir or None)
     export(
         args.model, args.out, calibration, labels=tuple(args.labels.split(",")), scale=args.scale,
-        offset=args.offset, face_margin=args.face_margin, mirror_average=args.mirror_average, source=args.source, val=val,
+        offset=args.offset, face_margin=args.face_margin, mirror_average=args.mirror_average,
+        tilt_deg=tilt_deg, tilt_below_margin=args.tilt_below_margin, source=args.source, val=val,
         calibration_count=args.calibration_count,
     )
     return 0

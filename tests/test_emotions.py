@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from moodbox.emotions import DEFAULT_MODEL, EmotionClassifier, ModelError, crop_face
+from moodbox.emotions import DEFAULT_MODEL, EmotionClassifier, ModelError, ModelMeta, crop_face, score_views
 from moodbox.faces import FaceDetector, to_gray
 
 
@@ -134,3 +134,80 @@ def test_mirror_average_scores_a_face_and_its_mirror_alike(tmp_path, astronaut_p
     np.testing.assert_allclose(mirrored.infer(x), mirrored.infer(flipped), atol=1e-6)
     np.testing.assert_allclose(single.infer(x), single.predict(x), atol=1e-6)
     assert mirrored.classify_face(gray, face.box).emotion == "happy"
+
+
+def _meta(**kw) -> ModelMeta:
+    base = dict(labels=("a", "b", "c"), width=4, height=4, color="gray", scale=1.0, offset=0.0)
+    return ModelMeta(**{**base, **kw})
+
+
+def test_tilted_looks_only_for_ambiguous_faces():
+    """A face whose best two scores are close gets the tilted looks (each tilt, of the face and of its
+    mirror) averaged in; a clear face is scored from the first look alone, so it costs nothing more."""
+    calls: list[int] = []
+    clear = np.array([0.9, 0.05, 0.05], dtype=np.float32)
+    unsure = np.array([0.45, 0.40, 0.15], dtype=np.float32)
+    tilted = np.array([0.1, 0.8, 0.1], dtype=np.float32)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        calls.append(batch.shape[0])
+        out = []
+        for img in batch:  # the image's first pixel tells which face it is; a tilt blurs the corner
+            v = float(img[0, 0, 0])
+            out.append(clear if v == 1.0 else unsure if v == 2.0 else tilted)
+        return np.stack(out)
+
+    batch = np.stack([np.full((4, 4, 1), 1.0, np.float32), np.full((4, 4, 1), 2.0, np.float32)])
+    batch[1, 1:3, 1:3] = 9.0  # the ambiguous face's centre: tilted, its corner changes
+    meta = _meta(mirror_average=True, tilt_deg=(6.0, -6.0), tilt_below_margin=0.3)
+    probs = score_views(predict, batch, meta)
+    assert calls == [2, 2, 1, 1, 1, 1]  # face + mirror for both; four tilted looks for the ambiguous one only
+    np.testing.assert_allclose(probs[0], clear)
+    np.testing.assert_allclose(probs[1], (2 * unsure + 4 * tilted) / 6, atol=1e-6)
+    calls.clear()
+    np.testing.assert_allclose(score_views(predict, batch, _meta(mirror_average=True)), np.stack([clear, unsure]))
+    assert calls == [2, 2]
+
+
+def test_shipped_model_looks_again_at_ambiguous_faces(tmp_path, astronaut_png):
+    """On the real model: with tilted_views every look is averaged when the face is ambiguous (a margin of
+    1 makes every face so), and only the face and its mirror when it is clear (a margin of 0)."""
+    m = _copy_model(tmp_path)
+    meta = json.loads(m.with_suffix(".json").read_text())
+    meta["mirror_average"] = True
+    meta["tilted_views"] = {"angles_deg": [6.0, -6.0], "below_margin": 1.0}
+    m.with_suffix(".json").write_text(json.dumps(meta))
+    always = EmotionClassifier(m)
+    del meta["tilted_views"]
+    m.with_suffix(".json").write_text(json.dumps(meta))
+    plain = EmotionClassifier(m)
+    gray = to_gray(cv2.imread(str(astronaut_png)))
+    [face] = FaceDetector().detect(gray)
+    x = plain.preprocess(gray, face.box)
+    flipped = np.ascontiguousarray(x[:, :, ::-1])
+    looks = [x, flipped] + [
+        cv2.warpAffine(v[0], cv2.getRotationMatrix2D((23.5, 23.5), a, 1.0), (48, 48), flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REFLECT_101).reshape(1, 48, 48, 1)
+        for a in (6.0, -6.0) for v in (x, flipped)
+    ]
+    expected = sum(plain.predict(v) for v in looks) / 6
+    np.testing.assert_allclose(always.infer(x), expected, atol=1e-6)
+    assert not np.allclose(always.infer(x), plain.infer(x), atol=1e-3)  # the tilts did change the scores
+    assert always.classify_face(gray, face.box).emotion == "happy"
+
+
+@pytest.mark.parametrize(
+    "tilted, message",
+    [
+        ([6, -6], r"malformed model metadata"),
+        ({"angles_deg": ["six"], "below_margin": 0.3}, r"malformed model metadata"),
+        ({"angles_deg": [6], "below_margin": 2}, r"tilted_views\.below_margin must be between 0 and 1"),
+    ],
+)
+def test_bad_tilted_views_metadata_names_the_file(tmp_path, tilted, message):
+    m = _copy_model(tmp_path)
+    meta = json.loads(m.with_suffix(".json").read_text())
+    meta["tilted_views"] = tilted
+    m.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"m\.json: " + message):
+        EmotionClassifier(m)

@@ -96,8 +96,14 @@ def test_metadata_contract():
     assert meta["labels"] == list(LABELS)
     assert meta["input"] == {"width": 48, "height": 48, "color": "gray", "scale": 1 / 255, "offset": 0.0}
     assert meta["face_margin"] == 0.1 and meta["metrics"]["val_accuracy"] == 0.5
+    assert "tilted_views" not in meta  # none unless asked for: a plain model is scored once
     with pytest.raises(ValueError):
         build_metadata(labels=LABELS, width=48, height=48, color="bgr")
+    looks = build_metadata(labels=LABELS, width=48, height=48, mirror_average=True, tilt_deg=(6, -6), tilt_below_margin=0.3)
+    assert looks["mirror_average"] is True
+    assert looks["tilted_views"] == {"angles_deg": [6.0, -6.0], "below_margin": 0.3}
+    with pytest.raises(ValueError, match="tilt_below_margin"):
+        build_metadata(labels=LABELS, width=48, height=48, tilt_deg=(6,), tilt_below_margin=1.5)
 
 
 def test_tiny_export_round_trip(tmp_path):
@@ -122,6 +128,7 @@ def test_tiny_export_round_trip(tmp_path):
     tfl, meta_path = export(model_path, tmp_path / "out" / "tiny", data, val=data, calibration_count=35, source="test")
     meta = json.loads(meta_path.read_text())
     assert meta["labels"] == list(LABELS) and meta["source"] == "test"
+    assert meta["mirror_average"] is True and meta["tilted_views"] == {"angles_deg": [6.0, -6.0], "below_margin": 0.3}
     assert meta["metrics"]["faces"] == 70 and meta["metrics"]["int8_float_agreement"] > 0.5
 
     clf = EmotionClassifier(tfl)
