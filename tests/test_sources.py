@@ -143,3 +143,10 @@ def test_close_stops_a_blocked_live_source():
     src.close()
     th.join(timeout=3)
     assert not th.is_alive() and result == []
+
+
+def test_a_path_object_opens_like_its_string(hamilton_clip, tmp_path):
+    """Python callers pass pathlib.Path as often as str; it used to die in a regex with a TypeError."""
+    assert isinstance(open_source(hamilton_clip, realtime=False), VideoFileSource)
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((20, 20, 3), np.uint8))
+    assert isinstance(open_source(tmp_path, realtime=False), ImageFolderSource)

@@ -9,6 +9,7 @@ backoff instead of raising.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -348,7 +349,7 @@ def _require_picamera2() -> None:
 
 
 def open_source(
-    source: str,
+    source: str | os.PathLike[str],
     *,
     width: int = 640,
     height: int = 480,
@@ -362,6 +363,7 @@ def open_source(
     drop_late: bool = False,
 ) -> FrameSource:
     """The source named by ``camera.source``; raises :class:`SourceError` naming what is wrong."""
+    source = os.fspath(source)
     live = dict(fps=fps, retry_s=retry_s, retry_max_s=retry_max_s, on_status=on_status)
     if source == "picamera2":
         _require_picamera2()
