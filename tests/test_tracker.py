@@ -119,3 +119,78 @@ def test_an_empty_room_is_scanned_only_every_idle_scan_s(face_patch):
         tracker.detect(empty, i * 0.1)
     # every frame for the first second (someone may just have left), then one scan per 0.5 s
     assert 10 <= det.full_scans <= 10 + 7
+
+
+def test_region_search_makes_the_full_scans_raw_hits_on_real_video(hamilton_clip):
+    """On the sample film's small, textured faces (55-120 px: the case a cropped search got a pixel or
+    two wrong, which flipped near-tied emotions), the region search's raw hits are exactly the full
+    scan's in that region, at every scale, and its grouped box is the full scan's box."""
+    det = FaceDetector()
+    cap = cv2.VideoCapture(str(hamilton_clip))
+    checked = same_box = 0
+    for i in range(0, 240):
+        ok, bgr = cap.read()
+        assert ok
+        if i % 8:
+            continue
+        gray = to_gray(bgr)
+        for face in det.detect(gray):
+            x, y, w, h = face.box
+            lo, hi = max(40, int(w * 0.65)), int(w * 1.5) + 1
+            m = w // 2
+            region = (max(0, x - m), max(0, y - m), min(gray.shape[1], x + w + m) - max(0, x - m), min(gray.shape[0], y + h + m) - max(0, y - m))
+            raw = det._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=0, minSize=(lo, lo), maxSize=(hi, hi))
+            rx, ry, rw, rh = region
+            inside = sorted(tuple(int(v) for v in r) for r in raw if r[0] >= rx and r[1] >= ry and r[0] + r[2] <= rx + rw and r[1] + r[3] <= ry + rh)
+            assert sorted(det.raw_hits(gray, region, lo, hi)) == inside, f"frame {i}, face {face.box}"
+            checked += 1
+            same_box += any(f.box == face.box for f in det.detect_region(gray, region, lo, hi))
+    cap.release()
+    assert checked >= 20
+    assert same_box >= 0.9 * checked  # the rest: a face whose raw hits reach outside the size range
+
+
+def upside_down(face_patch: np.ndarray) -> np.ndarray:
+    """The same listener, but a face Haar cannot see (as a turned or blurred head): same pixels, moved."""
+    return np.ascontiguousarray(face_patch[::-1])
+
+
+def test_a_face_lost_for_a_few_frames_is_found_again_where_it_was_without_full_scans(face_patch):
+    det = CountingDetector()
+    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=100, idle_after_s=5.0))
+    tracker.detect(frame(face_patch, (200, 120)), 0.0)
+    assert det.full_scans == 1
+    hidden = upside_down(face_patch)
+    got = tracker.detect(frame(hidden, (200, 120)), 0.1)  # lost: one full scan looks everywhere
+    assert got.kind == "full" and got.faces == [] and det.full_scans == 2
+    for i in range(2, 12):  # a second of a face Haar cannot see, nothing changing elsewhere
+        got = tracker.detect(frame(hidden if i % 2 else hidden[:, ::-1], (200, 120)), i * 0.1)
+        assert got.faces == [] or got.kind == "roi"
+    assert det.full_scans == 2
+    img = frame(face_patch, (201, 121))
+    got = tracker.detect(img, 1.3)  # back where it was: found by the search around the lost face
+    assert got.kind == "roi" and [f.box for f in got.faces] == [f.box for f in FaceDetector().detect(img)]
+    assert det.full_scans == 2
+
+
+def test_a_second_face_that_flickers_is_followed_between_rescans(face_patch):
+    det = CountingDetector()
+    tracker = FaceTracker(det, TrackerSettings(rescan_s=10, full_scan_s=100))
+    assert len(tracker.detect(frame(face_patch, (20, 120), (380, 120)), 0.0).faces) == 2
+    got = tracker.detect(frame(face_patch, (20, 120)), 0.1)  # the second one lost (the room behind is grey)
+    assert got.kind == "full" and len(got.faces) == 1 and det.full_scans == 2
+    got = tracker.detect(frame(face_patch, (21, 120), (381, 121)), 0.2)  # and back, long before a rescan
+    assert got.kind == "roi" and len(got.faces) == 2 and det.full_scans == 2
+
+
+def test_a_ghost_is_forgotten_after_idle_after_s(face_patch):
+    det = CountingDetector()
+    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=100, idle_after_s=1.0, idle_scan_s=0.5, still_threshold=0))
+    tracker.detect(frame(face_patch, (200, 120)), 0.0)
+    hidden = upside_down(face_patch)
+    for i in range(1, 10):  # within idle_after_s: the lost face is searched for, no full scans
+        tracker.detect(frame(hidden, (200, 120)), i * 0.1)
+    assert det.full_scans == 2
+    for i in range(10, 31):  # after it: an empty room, scanned every idle_scan_s
+        tracker.detect(frame(hidden, (200, 120)), i * 0.1)
+    assert 2 + 3 <= det.full_scans <= 2 + 6

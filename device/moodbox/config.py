@@ -69,7 +69,7 @@ class DetectionConfig(_Section):
     rescan_s: float = Field(0.5, ge=0, le=60, description="While faces are tracked, scan the whole frame for newcomers this often if the picture changed outside the tracked faces")
     change_threshold: float = Field(4.0, ge=0, le=255, description="Change of an 8x8-pixel block's mean grey level that counts as the picture changing (0: rescan every rescan_s regardless)")
     full_scan_s: float = Field(5.0, ge=0, le=600, description="While faces are tracked, scan the whole frame at least this often whatever changed")
-    idle_after_s: float = Field(5.0, ge=0, le=3600, description="Nobody seen for this long counts as an empty room ...")
+    idle_after_s: float = Field(5.0, ge=0, le=3600, description="A lost face is searched for where it was for this long, and nobody seen for this long counts as an empty room ...")
     idle_scan_s: float = Field(0.5, ge=0, le=60, description="... which is scanned only this often")
     still_threshold: float = Field(2.0, ge=0, le=255, description="A frame in which no 8x8-pixel block's mean grey level changed by more than this counts as unchanged and is not analysed again (0: always analyse)")
 

@@ -12,9 +12,6 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-# A search for large faces scans the whole frame when its first (largest) shrunk copy is at most this many
-# pixels: about 200x200, a millisecond or two of cascade work.
-_WHOLE_FRAME_PIXELS = 40_000
 
 
 @dataclass(frozen=True)
@@ -53,43 +50,90 @@ class FaceDetector:
             raise RuntimeError(f"{cascade}: cannot load the Haar cascade (is opencv-python-headless 4.x installed?)")
         self._window = int(self._cascade.getOriginalWindowSize()[0])  # the cascade's smallest face, 24 px
 
+    def _prepare(self, gray: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image the cascade runs on (shrunk to detect_width, equalised if asked) and its scale."""
+        s = self.settings
+        h, w = gray.shape[:2]
+        factor = min(1.0, s.detect_width / float(w)) if s.detect_width > 0 else 1.0
+        image = gray if factor >= 1.0 else cv2.resize(gray, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
+        if s.equalize:
+            image = cv2.equalizeHist(image)
+        return image, factor
+
+    def _scales(self, min_side: int, max_side: int) -> list[np.float32]:
+        """The scale factors OpenCV's detectMultiScale tries for these face sizes, computed as it does (a
+        double multiplied up from 1, stored as a float), so that the shrunk images are the same."""
+        out: list[np.float32] = []
+        factor = 1.0
+        while (win := int(round(self._window * factor))) <= max_side:
+            if win >= min_side:
+                out.append(np.float32(factor))
+            factor *= self.settings.scale_factor
+        return out
+
+    def raw_hits(self, image: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> list[tuple[int, int, int, int]]:
+        """The cascade's raw hits (before grouping) whose windows lie in ``region``, at sizes between
+        ``min_side`` and ``max_side``: exactly the ones a scan of the whole image returns there.
+
+        OpenCV shrinks the whole image for each scale (INTER_LINEAR_EXACT) and slides the 24 px window
+        over it, every pixel once the scale is 2 or more, every other pixel below. A cropped image would
+        be shrunk on a different pixel grid and find slightly different faces, so this shrinks the whole
+        image the same way (cheap) and runs the cascade only on the part of the shrunk copy that covers
+        the region (the expensive part). OpenCV uses a step of 2 for a copy at scale 1, so a crop whose
+        step must be 1 is doubled with nearest-neighbour and scanned at scale 2, which shrinks it back
+        exactly. The crop starts on a row and column of the step's grid, so it tries the same windows."""
+        H, W = image.shape[:2]
+        x, y, w, h = region
+        win = self._window
+        hits: list[tuple[int, int, int, int]] = []
+        for sc in self._scales(min_side, max_side):
+            sw, sh = int(round(W / float(sc))), int(round(H / float(sc)))
+            if sw <= win or sh <= win:
+                break
+            step = 1 if sc >= 2 else 2
+            jx0, jy0 = int(x / sc), int(y / sc)
+            jx0, jy0 = jx0 - jx0 % step, jy0 - jy0 % step
+            jx1, jy1 = min(sw, int(np.ceil((x + w) / sc)) + 1), min(sh, int(np.ceil((y + h) / sc)) + 1)
+            if jx1 - jx0 <= win or jy1 - jy0 <= win:
+                continue
+            small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR_EXACT)
+            crop = small[jy0:jy1, jx0:jx1]
+            if step == 1:
+                crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+                found = self._cascade.detectMultiScale(crop, scaleFactor=2.0, minNeighbors=0, minSize=(2 * win, 2 * win), maxSize=(2 * win, 2 * win))
+            else:
+                found = self._cascade.detectMultiScale(crop, scaleFactor=2.0, minNeighbors=0, minSize=(win, win), maxSize=(win, win))
+            side = int(round(win * float(sc)))
+            for fx, fy, _, _ in found if len(found) else []:
+                px, py = int(fx) // (2 if step == 1 else 1) + jx0, int(fy) // (2 if step == 1 else 1) + jy0
+                hx, hy = int(np.rint(np.float32(px) * sc)), int(np.rint(np.float32(py) * sc))
+                if hx >= x and hy >= y and hx + side <= x + w and hy + side <= y + h:
+                    hits.append((hx, hy, side, side))
+        return hits
+
     def detect_region(self, gray: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> list[Face]:
         """Faces inside ``region`` between ``min_side`` and ``max_side`` pixels: a small, cheap search around
-        where a face just was.
-
-        When the smallest size sought is large, the whole frame is searched at those sizes only: OpenCV
-        then shrinks the frame to exactly the sizes a full scan uses, so the box is the one a full scan
-        would return (a cropped region is shrunk on a slightly different pixel grid, and an ambiguous face
-        can read as another emotion from a box a pixel or two off), and it is still cheap because only
-        those few heavily shrunk copies are scanned. Small faces are searched for in the cropped region."""
-        x, y, w, h = region
-        H, W = gray.shape[:2]
-        if min_side <= 0 or min(w, h) < min_side:
+        where a face just was. Its raw hits are the ones a full scan makes there (:meth:`raw_hits`) and
+        they are grouped as detectMultiScale groups them, so the box is the full scan's box whenever the
+        face's raw hits all fall in the region and the size range."""
+        if min_side <= 0 or min(region[2], region[3]) < min_side:
             return []
-        whole = W * H * (self._window / float(min_side)) ** 2 <= _WHOLE_FRAME_PIXELS
-        image = gray if whole else gray[y : y + h, x : x + w]
-        if self.settings.equalize:
-            image = cv2.equalizeHist(image)
-        found = self._cascade.detectMultiScale(
-            image, scaleFactor=self.settings.scale_factor, minNeighbors=self.settings.min_neighbors,
-            minSize=(min_side, min_side), maxSize=(max_side, max_side),
-        )
-        boxes = found if len(found) else []
-        if whole:
-            return [
-                Face((int(fx), int(fy), int(fw), int(fh))) for (fx, fy, fw, fh) in boxes
-                if x <= fx + fw / 2 < x + w and y <= fy + fh / 2 < y + h
-            ]
-        return [Face((int(fx) + x, int(fy) + y, int(fw), int(fh))) for (fx, fy, fw, fh) in boxes]
+        image, factor = self._prepare(gray)
+        x, y, w, h = region
+        scaled = (int(x * factor), int(y * factor), int(np.ceil((x + w) * factor)) - int(x * factor), int(np.ceil((y + h) * factor)) - int(y * factor))
+        hits = self.raw_hits(image, scaled, max(1, int(round(min_side * factor))), int(round(max_side * factor)))
+        if not hits:
+            return []
+        grouped, _ = cv2.groupRectangles([list(r) for r in hits], self.settings.min_neighbors, 0.2)
+        return [
+            Face((int(round(fx / factor)), int(round(fy / factor)), int(round(fw / factor)), int(round(fh / factor))))
+            for (fx, fy, fw, fh) in (grouped if len(grouped) else [])
+        ]
 
     def detect(self, gray: np.ndarray) -> list[Face]:
         """Faces in a grey frame, largest first, boxes in the frame's own pixels."""
         s = self.settings
-        h, w = gray.shape[:2]
-        factor = min(1.0, s.detect_width / float(w)) if s.detect_width > 0 else 1.0
-        small = gray if factor >= 1.0 else cv2.resize(gray, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
-        if s.equalize:
-            small = cv2.equalizeHist(small)
+        small, factor = self._prepare(gray)
         min_side = max(12, int(round(s.min_face * factor)))
         found = self._cascade.detectMultiScale(
             small, scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors, minSize=(min_side, min_side)
@@ -151,8 +195,11 @@ class FaceTracker:
     full scan is repeated every ``rescan_s`` to find newcomers, but only if the picture changed somewhere
     outside the tracked faces since the last one (the cascade's answer for a window depends only on its
     pixels, and nobody can walk in without changing them), and at least every ``full_scan_s``. A face
-    that is lost triggers a full scan at once, a frame in which nothing moved is not looked at, and an
-    empty room is scanned only every ``idle_scan_s``."""
+    that is lost triggers a full scan at once. If that does not find it, it becomes a ghost: Haar loses a
+    turned or blurred face for a few frames and finds it again where it was, so for ``idle_after_s`` the
+    ghost's surroundings are searched every frame like a tracked face's, and with nobody tracked a full
+    scan is needed only when something changed outside them. A frame in which nothing moved is not looked
+    at, and an empty room is scanned only every ``idle_scan_s``."""
 
     def __init__(self, detector: FaceDetector, settings: TrackerSettings | None = None) -> None:
         self.detector = detector
@@ -161,6 +208,7 @@ class FaceTracker:
 
     def reset(self) -> None:
         self._faces: list[Face] = []
+        self._ghosts: list[tuple[Face, float]] = []  # faces lost by the last full scans, and when
         self._blocks: np.ndarray | None = None  # block means of the last frame analysed
         self._scanned: np.ndarray | None = None  # block means at the last full scan
         self._last_full = -1e9
@@ -183,12 +231,28 @@ class FaceTracker:
             changed[y // _BLOCK : -(-(y + h) // _BLOCK), x // _BLOCK : -(-(x + w) // _BLOCK)] = False
         return bool(changed.any())
 
+    def _region(self, face: Face, w: int, h: int) -> tuple[int, int, int, int]:
+        x, y, fw, fh = face.box
+        m = int(round(max(fw, fh) * self.s.roi_margin))
+        x0, y0 = max(0, x - m), max(0, y - m)
+        return (x0, y0, min(w, x + fw + m) - x0, min(h, y + fh + m) - y0)
+
+    def _search(self, gray: np.ndarray, face: Face, region: tuple[int, int, int, int]) -> Face | None:
+        fw = face.box[2]
+        near = self.detector.detect_region(gray, region, max(self.detector.settings.min_face, int(fw * _SIZE_RANGE[0])), int(fw * _SIZE_RANGE[1]) + 1)
+        return max(near, key=lambda f: iou(f.box, face.box)) if near else None
+
     def _full(self, gray: np.ndarray, t: float, blocks: np.ndarray) -> Detection:
+        before = [(f, t) for f in self._faces] + self._ghosts
         self._faces = self.detector.detect(gray)
         self._last_full = t
         self._scanned = blocks
         if self._faces:
             self._last_seen = t
+        self._ghosts = []
+        for face, lost_at in before:  # the faces this scan lost, unless one found covers them or is older
+            if t - lost_at < self.s.idle_after_s and all(iou(face.box, g.box) < 0.2 for g in self._faces + [g for g, _ in self._ghosts]):
+                self._ghosts.append((face, lost_at))
         return Detection(self._faces, "full")
 
     def detect(self, gray: np.ndarray, t: float) -> Detection:
@@ -199,7 +263,8 @@ class FaceTracker:
         self._blocks = blocks
         if self._last_seen is None:
             self._last_seen = t  # the first frame: nobody has been missed yet
-        if not self._faces:
+        self._ghosts = [(g, lost_at) for g, lost_at in self._ghosts if t - lost_at < self.s.idle_after_s]
+        if not self._faces and not self._ghosts:
             idle = t - self._last_seen >= self.s.idle_after_s
             if idle and t - self._last_full < self.s.idle_scan_s:
                 return Detection([], "idle")
@@ -209,20 +274,27 @@ class FaceTracker:
         found: list[Face] = []
         regions: list[tuple[int, int, int, int]] = []
         for face in self._faces:
-            x, y, fw, fh = face.box
-            m = int(round(max(fw, fh) * self.s.roi_margin))
-            x0, y0 = max(0, x - m), max(0, y - m)
-            region = (x0, y0, min(w, x + fw + m) - x0, min(h, y + fh + m) - y0)
+            region = self._region(face, w, h)
             regions.append(region)
-            near = self.detector.detect_region(gray, region, max(self.detector.settings.min_face, int(fw * _SIZE_RANGE[0])), int(fw * _SIZE_RANGE[1]) + 1)
-            if not near:
+            best = self._search(gray, face, region)
+            if best is None:
                 return self._full(gray, t, blocks)  # lost it: look everywhere
-            best = max(near, key=lambda f: iou(f.box, face.box))
             if all(iou(best.box, g.box) < 0.5 for g in found):
                 found.append(best)
-        if t - self._last_full >= self.s.rescan_s and self._changed_elsewhere(blocks, regions):
-            return self._full(gray, t, blocks)
+        ghosts: list[tuple[Face, float]] = []
+        for ghost, lost_at in self._ghosts:
+            region = self._region(ghost, w, h)
+            regions.append(region)
+            best = self._search(gray, ghost, region)
+            if best is None:
+                ghosts.append((ghost, lost_at))
+            elif all(iou(best.box, g.box) < 0.5 for g in found):
+                found.append(best)
+        if self._changed_elsewhere(blocks, regions) and (not found or t - self._last_full >= self.s.rescan_s):
+            return self._full(gray, t, blocks)  # somebody may have come in (at once while nobody is tracked)
+        self._ghosts = ghosts
         found.sort(key=lambda f: f.area, reverse=True)
         self._faces = found
-        self._last_seen = t
+        if found:
+            self._last_seen = t
         return Detection(found, "roi")
