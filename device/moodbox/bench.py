@@ -228,7 +228,9 @@ def run(cfg: Config, source: str | None = None, limit: int | None = None, live_s
         report.agreement = {k: round(v, 4) for k, v in agreement(cfg, frames, classifier).items()}
     if live_seconds > 0:
         images = [f.image for f in frames]
-        blank = [np.full_like(images[0], 110)]
+        # An empty room as a camera sees it: a still wall with sensor noise that differs from frame to frame.
+        rng = np.random.default_rng(0)
+        blank = [np.clip(110 + rng.normal(0.0, 2.0, images[0].shape), 0, 255).astype(np.uint8) for _ in range(10)]
         report.live = {
             "fps": cfg.camera.fps,
             "cpu_face_pct": round(live_cpu(cfg, images, live_seconds, classifier, clip_fps(frames)), 2),
