@@ -194,3 +194,18 @@ def test_a_ghost_is_forgotten_after_idle_after_s(face_patch):
     for i in range(10, 31):  # after it: an empty room, scanned every idle_scan_s
         tracker.detect(frame(hidden, (200, 120)), i * 0.1)
     assert 2 + 3 <= det.full_scans <= 2 + 6
+
+
+def test_ghosts_are_kept_only_while_searching_them_is_cheaper_than_a_full_scan(face_patch):
+    """Searching around a lost face costs about what a full scan costs on that area: ghosts (newest first)
+    are kept only while the areas searched every frame add up to less than the frame."""
+    det = CountingDetector()
+    tracker = FaceTracker(det, TrackerSettings(rescan_s=10, full_scan_s=100, roi_margin=1.0))
+    at = [(0, 0), (200, 0), (400, 0), (0, 240), (200, 240), (400, 240)]
+    small = cv2.resize(face_patch, (200, 200), interpolation=cv2.INTER_AREA)
+    assert len(tracker.detect(frame(small, *at), 0.0).faces) == 6
+    got = tracker.detect(np.full((480, 640), 110, np.uint8), 0.1)  # everybody gone at once
+    assert got.kind == "full" and got.faces == []
+    ghosts = tracker._ghosts
+    assert 0 < len(ghosts) < 6
+    assert sum(r[2] * r[3] for r in (tracker._region(g, 640, 480) for g, _ in ghosts)) <= 640 * 480

@@ -250,8 +250,16 @@ class FaceTracker:
         if self._faces:
             self._last_seen = t
         self._ghosts = []
-        for face, lost_at in before:  # the faces this scan lost, unless one found covers them or is older
-            if t - lost_at < self.s.idle_after_s and all(iou(face.box, g.box) < 0.2 for g in self._faces + [g for g, _ in self._ghosts]):
+        # The faces this scan lost, newest first, unless one found covers them or they are too old; and only
+        # as many as keep the searched area under the frame's (more searching would cost more than a full scan).
+        h, w = gray.shape[:2]
+        budget = h * w - sum(r[2] * r[3] for r in (self._region(f, w, h) for f in self._faces))
+        for face, lost_at in sorted(before, key=lambda g: -g[1]):
+            if t - lost_at >= self.s.idle_after_s or any(iou(face.box, g.box) >= 0.2 for g in self._faces + [g for g, _ in self._ghosts]):
+                continue
+            _, _, rw, rh = self._region(face, w, h)
+            if rw * rh <= budget:
+                budget -= rw * rh
                 self._ghosts.append((face, lost_at))
         return Detection(self._faces, "full")
 
