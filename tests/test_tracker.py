@@ -138,10 +138,14 @@ def test_region_search_makes_the_full_scans_raw_hits_on_real_video(hamilton_clip
             x, y, w, h = face.box
             lo, hi = max(40, int(w * 0.65)), int(w * 1.5) + 1
             m = w // 2
-            region = (max(0, x - m), max(0, y - m), min(gray.shape[1], x + w + m) - max(0, x - m), min(gray.shape[0], y + h + m) - max(0, y - m))
+            rx, ry = max(0, x - m), max(0, y - m)
+            region = (rx, ry, min(gray.shape[1], x + w + m) - rx, min(gray.shape[0], y + h + m) - ry)
             raw = det._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=0, minSize=(lo, lo), maxSize=(hi, hi))
-            rx, ry, rw, rh = region
-            inside = sorted(tuple(int(v) for v in r) for r in raw if r[0] >= rx and r[1] >= ry and r[0] + r[2] <= rx + rw and r[1] + r[3] <= ry + rh)
+            _, _, rw, rh = region
+            inside = sorted(
+                tuple(int(v) for v in r) for r in raw
+                if r[0] >= rx and r[1] >= ry and r[0] + r[2] <= rx + rw and r[1] + r[3] <= ry + rh
+            )
             assert sorted(det.raw_hits(gray, region, lo, hi)) == inside, f"frame {i}, face {face.box}"
             checked += 1
             same_box += any(f.box == face.box for f in det.detect_region(gray, region, lo, hi))

@@ -71,7 +71,9 @@ class FaceDetector:
             factor *= self.settings.scale_factor
         return out
 
-    def raw_hits(self, image: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> list[tuple[int, int, int, int]]:
+    def raw_hits(
+        self, image: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int
+    ) -> list[tuple[int, int, int, int]]:
         """The cascade's raw hits (before grouping) whose windows lie in ``region``, at sizes between
         ``min_side`` and ``max_side``: exactly the ones a scan of the whole image returns there.
 
@@ -100,9 +102,10 @@ class FaceDetector:
             crop = small[jy0:jy1, jx0:jx1]
             if step == 1:
                 crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-                found = self._cascade.detectMultiScale(crop, scaleFactor=2.0, minNeighbors=0, minSize=(2 * win, 2 * win), maxSize=(2 * win, 2 * win))
-            else:
-                found = self._cascade.detectMultiScale(crop, scaleFactor=2.0, minNeighbors=0, minSize=(win, win), maxSize=(win, win))
+            side_in_crop = win * (2 if step == 1 else 1)
+            found = self._cascade.detectMultiScale(
+                crop, scaleFactor=2.0, minNeighbors=0, minSize=(side_in_crop, side_in_crop), maxSize=(side_in_crop, side_in_crop)
+            )
             side = int(round(win * float(sc)))
             for fx, fy, _, _ in found if len(found) else []:
                 px, py = int(fx) // (2 if step == 1 else 1) + jx0, int(fy) // (2 if step == 1 else 1) + jy0
@@ -120,7 +123,8 @@ class FaceDetector:
             return []
         image, factor = self._prepare(gray)
         x, y, w, h = region
-        scaled = (int(x * factor), int(y * factor), int(np.ceil((x + w) * factor)) - int(x * factor), int(np.ceil((y + h) * factor)) - int(y * factor))
+        sx, sy = int(x * factor), int(y * factor)
+        scaled = (sx, sy, int(np.ceil((x + w) * factor)) - sx, int(np.ceil((y + h) * factor)) - sy)
         hits = self.raw_hits(image, scaled, max(1, int(round(min_side * factor))), int(round(max_side * factor)))
         if not hits:
             return []
@@ -239,7 +243,8 @@ class FaceTracker:
 
     def _search(self, gray: np.ndarray, face: Face, region: tuple[int, int, int, int]) -> Face | None:
         fw = face.box[2]
-        near = self.detector.detect_region(gray, region, max(self.detector.settings.min_face, int(fw * _SIZE_RANGE[0])), int(fw * _SIZE_RANGE[1]) + 1)
+        smallest = max(self.detector.settings.min_face, int(fw * _SIZE_RANGE[0]))
+        near = self.detector.detect_region(gray, region, smallest, int(fw * _SIZE_RANGE[1]) + 1)
         return max(near, key=lambda f: iou(f.box, face.box)) if near else None
 
     def _full(self, gray: np.ndarray, t: float, blocks: np.ndarray) -> Detection:
