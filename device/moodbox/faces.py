@@ -100,15 +100,15 @@ class FaceDetector:
                 continue
             small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR_EXACT)
             crop = small[jy0:jy1, jx0:jx1]
-            if step == 1:
-                crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-            side_in_crop = win * (2 if step == 1 else 1)
+            up = 2 if step == 1 else 1  # how much the crop is enlarged before the scan
+            if up > 1:
+                crop = cv2.resize(crop, None, fx=up, fy=up, interpolation=cv2.INTER_NEAREST)
             found = self._cascade.detectMultiScale(
-                crop, scaleFactor=2.0, minNeighbors=0, minSize=(side_in_crop, side_in_crop), maxSize=(side_in_crop, side_in_crop)
+                crop, scaleFactor=2.0, minNeighbors=0, minSize=(win * up, win * up), maxSize=(win * up, win * up)
             )
             side = int(round(win * float(sc)))
             for fx, fy, _, _ in found if len(found) else []:
-                px, py = int(fx) // (2 if step == 1 else 1) + jx0, int(fy) // (2 if step == 1 else 1) + jy0
+                px, py = int(fx) // up + jx0, int(fy) // up + jy0
                 hx, hy = int(np.rint(np.float32(px) * sc)), int(np.rint(np.float32(py) * sc))
                 if hx >= x and hy >= y and hx + side <= x + w and hy + side <= y + h:
                     hits.append((hx, hy, side, side))
