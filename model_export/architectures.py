@@ -78,18 +78,46 @@ def moodnet(width: int = 32, dropout: float = 0.4) -> keras.Model:
     return keras.Model(inp, out, name="moodnet")
 
 
+def vgg_teacher(widths: tuple[int, int, int, int] = (40, 80, 160, 320), dropout: float = 0.4) -> keras.Model:
+    """A plain VGG of four two-conv stages with batch norm, after the best published single FER2013 net
+    (Khaireddin & Chen 2021) at a third of its width: a *teacher*, too slow for the Pi, whose soft
+    predictions a device-sized student learns from (``distill.py``)."""
+    inp = keras.Input(INPUT_SHAPE, name="face")
+    x = inp
+    for w in widths:
+        x = _conv(x, w)
+        x = _conv(x, w)
+        x = layers.MaxPooling2D(2)(x)  # 48 -> 24 -> 12 -> 6 -> 3
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(512, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Dropout(dropout)(x)
+    out = layers.Dense(NUM_CLASSES, activation="softmax", name="scores")(x)
+    return keras.Model(inp, out, name="vgg_teacher")
+
+
+#: networks the device can run (int8, a few ms per face on a Pi 4 core)
 ARCHITECTURES: dict[str, Callable[[], keras.Model]] = {
     "seed_cnn": seed_cnn,
     "moodnet": moodnet,
     "moodnet_w48": lambda: moodnet(width=48),  # 1.5x the channels: more capacity, ~2.2x the multiply-adds
 }
 
+#: teachers for distillation (150-300 M multiply-adds): trained here, never shipped
+TEACHERS: dict[str, Callable[[], keras.Model]] = {
+    "moodnet_w72": lambda: moodnet(width=72, dropout=0.5),  # 2.25x the channels, ~5x the multiply-adds
+    "vgg_teacher": vgg_teacher,
+}
+
 
 def build(name: str) -> keras.Model:
     try:
-        return ARCHITECTURES[name]()
+        return {**ARCHITECTURES, **TEACHERS}[name]()
     except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}") from None
+        names = ", ".join([*ARCHITECTURES, *TEACHERS])
+        raise ValueError(f"unknown architecture {name!r}; choose from {names}") from None
 
 
 def multiply_adds(model: keras.Model) -> int:
