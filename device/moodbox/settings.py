@@ -72,15 +72,15 @@ class SettingsStore:
 
     def _read(self, defaults: OwnerSettings, moods: list[str]) -> OwnerSettings:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return defaults
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             log.error("%s: cannot read the saved settings (%s); using the config's defaults", self.path, exc)
             return defaults
         try:
-            return _parse(json.loads(text), defaults, moods)
-        except (ValueError, RecursionError) as exc:
+            return _parse(json.loads(data.decode("utf-8")), defaults, moods)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             aside = self.path.with_name(FILE_NAME + ".corrupt")
             log.error("%s: saved settings unreadable (%s); moved to %s, using the config's defaults", self.path, exc, aside.name)
             try:

@@ -28,7 +28,8 @@ from moodbox.mqtt.discovery import base_topic, discovery_messages, legacy_remova
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 300.0  # longest pause between attempts the broker refused (password, certificate)
-MIGRATION_PAUSE_S = 1.5  # lets Home Assistant drop the old entities before the new ones take their ids
+MIGRATION_PAUSE_S = 1.5
+POLL_S = 0.5  # how often the snapshot is looked at for changes nobody announced  # lets Home Assistant drop the old entities before the new ones take their ids
 
 
 def state_payload(snapshot: dict[str, Any]) -> str:
@@ -151,6 +152,7 @@ class MqttBridge:
             return self._last_snapshot
 
     def _heartbeat(self) -> None:
+        polled = 0.0
         while not self._stop.wait(max(0.02, min(0.1, self.min_interval_s, self.gate.interval_s))):
             self.gate.due()
             now = time.monotonic()
@@ -168,6 +170,10 @@ class MqttBridge:
                 snap = self._current()
                 if snap is not None:
                     self.publish_state(snap, force=True)
+            elif self._snapshot is not None and now - polled >= POLL_S:
+                # changes that come from no frame (MPD's volume or song while the camera is closed)
+                polled = now
+                self.publish_state(self._snapshot())
 
     def _request_discovery(self, delay: float = 0.0) -> None:
         """Discovery after ``homeassistant/status online``: at once, or when ``rediscover_min_s`` since
