@@ -214,3 +214,36 @@ def test_corrupt_settings_file_means_defaults_and_one_clear_line(box_factory, fa
     assert "settings.json: saved settings unreadable" in log and "using the config's defaults" in log
     assert "Traceback" not in log
     assert (state_dir / "settings.json.corrupt").is_file()
+
+
+def test_privacy_saved_on_means_the_camera_is_never_opened(tmp_path, faces_folder):
+    """In-process: the daemon restores privacy before its processing thread exists."""
+    from moodbox.config import Config
+    from moodbox.daemon import Daemon
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "settings.json").write_text(json.dumps({"privacy": True}))
+    cfg = Config.model_validate({
+        "camera": {"source": str(faces_folder)}, "mqtt": {"enabled": False},
+        "music": {"state_dir": str(state), "mpd": {"host": "127.0.0.1", "port": 9}},
+    })
+    from moodbox.sources import SourceError
+
+    d = Daemon(cfg)
+    opened: list[str] = []
+
+    def fake_open():
+        opened.append("opened")
+        raise SourceError("a fake camera")
+
+    d._open_source = fake_open  # type: ignore[method-assign]
+    d.start()
+    try:
+        time.sleep(1.5)
+        assert opened == [] and d.snapshot()["privacy"] == "ON" and d.snapshot()["status"].startswith("privacy")
+        d.set_privacy(False)
+        wait_for(lambda: opened, what="the camera opened once privacy is OFF")
+    finally:
+        d.stop()
+        d.shutdown()

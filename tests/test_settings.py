@@ -68,8 +68,10 @@ def test_shaper_confidence_moves_only_a_full_step_and_scores_follow_the_held_emo
         last = sh.vision()
     assert changes == 0
     sh.observe(_sm(9, "happy", 0.71), 1)
+    assert sh.vision()["confidence"] == 0.5  # a full step, but too soon after the last change
+    sh.observe(_sm(10, "happy", 0.71), 1)
     assert sh.vision()["confidence"] == 0.7
-    sh.observe(_sm(10, "sad", 0.4, scores={"happy": 0.3, "sad": 0.4}), 1)
+    sh.observe(_sm(11, "sad", 0.4, scores={"happy": 0.3, "sad": 0.4}), 1)
     assert sh.vision()["emotion"] == "sad" and sh.vision()["scores"] == {"happy": 0.3, "sad": 0.4}
 
 

@@ -6,7 +6,8 @@ without ever hiding a change of emotion or presence:
 
 - the emotion's attributes are the smoothed scores the held emotion was chosen from (they change with
   the emotion and never show another emotion ahead of it);
-- the confidence is rounded to a coarse step and moves only when the measurement is a full step away;
+- the confidence is rounded to a coarse step and moves only when the measurement is a full step away,
+  and then at most once per ``confidence_interval_s`` (a new emotion brings its own at once);
 - presence turns on with the first face and off only after ``presence_hold_s`` without one (the same
   time after which the smoother says "nobody in view");
 - fps and inference time change at most once per ``diagnostics_interval_s``;
@@ -28,6 +29,7 @@ from moodbox.smoothing import SmoothedEmotion
 @dataclass(frozen=True)
 class ShaperSettings:
     confidence_step: float = 0.1
+    confidence_interval_s: float = 10.0
     diagnostics_interval_s: float = 60.0
     presence_hold_s: float = 10.0
 
@@ -46,6 +48,7 @@ class StateShaper:
         self._emotion: str | None = None
         self._scores: dict[str, float] = {}
         self._confidence: float | None = None
+        self._confidence_t = -1e18
         self._face: bool | None = None
         self._faces: int | None = None
         self._last_face_t: float | None = None
@@ -64,8 +67,11 @@ class StateShaper:
                 self._emotion = held
                 self._scores = {k: round(v, 2) for k, v in smoothed.scores.items()} if held else {}
                 self._confidence = _step(smoothed.confidence, step) if held else None
-            elif held is not None and (self._confidence is None or abs(smoothed.confidence - self._confidence) >= step - 1e-9):
+                self._confidence_t = smoothed.t
+            elif (held is not None and abs(smoothed.confidence - (self._confidence or 0.0)) >= step - 1e-9
+                  and smoothed.t - self._confidence_t >= self.s.confidence_interval_s):
                 self._confidence = _step(smoothed.confidence, step)
+                self._confidence_t = smoothed.t
 
     def clear(self) -> None:
         """The camera is closed or gone: nothing about the room is known."""

@@ -256,6 +256,7 @@ class MqttConfig(_Section):
     rediscover_min_s: float = Field(5.0, ge=0, le=3600, description="Discovery is re-published when Home Assistant comes online, but at most this often")
     diagnostics_interval_s: float = Field(60.0, ge=0, le=3600, description="fps and inference time in the state change at most this often (each change is a row in Home Assistant's recorder)")
     confidence_step: float = Field(0.1, ge=0.01, le=1, description="The published confidence is rounded to this step and changes only when the measured one moves a full step away")
+    confidence_interval_s: float = Field(10.0, ge=0, le=3600, description="The published confidence changes at most this often while the emotion stays the same")
 
     @field_validator("device_id")
     @classmethod

@@ -44,7 +44,7 @@ class Daemon:
         self.player = MpdPlayer(cfg.music, FeedbackStore(state_dir / "feedback.json"))
         self._restore(saved)
         self.shaper = StateShaper(ShaperSettings(
-            cfg.mqtt.confidence_step, cfg.mqtt.diagnostics_interval_s, cfg.smoothing.no_face_s))
+            cfg.mqtt.confidence_step, cfg.mqtt.confidence_interval_s, cfg.mqtt.diagnostics_interval_s, cfg.smoothing.no_face_s))
         self.bridge = MqttBridge(
             cfg.mqtt, self, moods, cfg.music.max_volume, snapshot=self.snapshot, emotions=list(self.pipeline.classifier.labels),
             clear_legacy=not saved.legacy_discovery_cleared,
