@@ -25,6 +25,7 @@ from moodbox.mood import MoodPlan, MoodPolicy, MoodState, Preferences, Track, ch
 log = logging.getLogger(__name__)
 
 ACTION_MAX_AGE_S = 60.0  # a skip or pause older than this is not applied after an outage
+_MUSIC = {"play": "PLAYING", "pause": "PAUSED", "stop": "STOPPED"}
 _CONNECTION_ERRORS = (mpd.ConnectionError, mpd.ProtocolError, OSError, EOFError)
 
 
@@ -40,8 +41,9 @@ class PlayerState:
     source: str | None = None  # where that mood's music came from
     override: bool = False
     state: str = "unknown"  # play | pause | stop | unknown
+    music: str | None = None  # PLAYING | PAUSED | STOPPED as MPD reports it; None while not known
     song: dict[str, str] | None = None  # artist, title, file
-    volume: int | None = None
+    volume: int | None = None  # None until MPD reported it (never a made-up 0)
     error: str | None = None
 
     def mood_state(self) -> MoodState:
@@ -84,7 +86,11 @@ class MpdPlayer:
         self._auto_dj = cfg.auto_dj
         self._emotion: str | None = None
         self._override: str | None = None
+        self._music: bool | None = None  # the owner's play/pause; None: leave MPD's as it is
+        self._volume: int | None = None  # the owner's volume; applied once MPD is connected
+        self._pending: set[str] = set()  # intended settings to (re)apply: "music", "volume"
         self._actions: deque[tuple[float, str, Any]] = deque()
+        self._ever_connected = False
         # applied state (player thread only)
         self._applied: MoodPlan | None = None
         self._song_moods: dict[str, tuple[str, str]] = {}  # MPD song id -> (mood, source)
@@ -126,17 +132,29 @@ class MpdPlayer:
             self._state = replace(self._state, auto_dj=on)
         self._wake.set()
 
+    def set_music(self, on: bool) -> None:
+        """The owner's play (ON) or pause (OFF): intended state, applied now and again after every
+        reconnect; auto-DJ never starts playback while it is OFF."""
+        with self._lock:
+            self._music = bool(on)
+            self._pending.add("music")
+        self._wake.set()
+
     def skip(self) -> None:
         self._action("skip")
 
     def pause(self) -> None:
-        self._action("pause")
+        self.set_music(False)
 
     def resume(self) -> None:
-        self._action("resume")
+        self.set_music(True)
 
     def set_volume(self, percent: int) -> None:
-        self._action("volume", max(0, min(int(percent), self.cfg.max_volume)))
+        """The owner's volume (capped at music.max_volume), applied once MPD is connected."""
+        with self._lock:
+            self._volume = max(0, min(int(percent), self.cfg.max_volume))
+            self._pending.add("volume")
+        self._wake.set()
 
     def state(self) -> PlayerState:
         with self._lock:
@@ -155,8 +173,8 @@ class MpdPlayer:
     def _action(self, name: str, arg: Any = None) -> None:
         with self._lock:
             self._actions.append((time.monotonic(), name, arg))
-            connected = self._state.connected
-        if not connected:
+            lost = self._ever_connected and not self._state.connected
+        if lost:
             log.warning("MPD at %s is unreachable; %s will be applied when it returns", self.where, name)
         self._wake.set()
 
@@ -228,6 +246,9 @@ class MpdPlayer:
         self._client = c
         self._applied = None  # song ids are gone after an MPD restart: apply the intended mood again
         self._song_moods.clear()
+        with self._lock:
+            self._ever_connected = True
+            self._pending.update(k for k, v in (("music", self._music), ("volume", self._volume)) if v is not None)
         log.info("connected to MPD %s at %s", getattr(c, "mpd_version", "?"), self.where)
         self._set(connected=True, error=None)
 
@@ -246,7 +267,8 @@ class MpdPlayer:
         if self._client is not None:
             self._close(self._client)
         self._client = None
-        self._set(connected=False)
+        # nothing is known about an MPD we cannot reach
+        self._set(connected=False, state="unknown", music=None, volume=None, song=None, mood=None, source=None)
 
     def _actions_due(self) -> None:
         c = self._client
@@ -260,17 +282,12 @@ class MpdPlayer:
                 log.warning("dropped '%s': MPD was unreachable for more than %.0f s", name, ACTION_MAX_AGE_S)
             elif name == "skip":
                 self._skip(c)
-            elif name == "pause":
-                c.pause(1)
-            elif name == "resume":
-                c.play() if c.status().get("state") == "stop" else c.pause(0)
-            elif name == "volume":
-                c.setvol(arg)
             with self._lock:
                 self._actions.popleft()  # only once applied: a connection error keeps it queued
 
     def _skip(self, c: mpd.MPDClient) -> None:
         status = c.status()
+        state = status.get("state")
         song_id = status.get("songid")
         if song_id in self._song_moods and self.feedback is not None:
             elapsed = float(status.get("elapsed", 0.0))
@@ -279,7 +296,33 @@ class MpdPlayer:
                 file = c.currentsong().get("file", "")
                 n = self.feedback.record_skip(mood, file)
                 log.info("skip after %.0f s: %s now skipped %d time(s) for mood %s", elapsed, file, n, mood)
-        c.next()
+        pos, length = int(status.get("song", -1)), int(status.get("playlistlength", 0))
+        if state == "pause" and 0 <= pos < length - 1:
+            c.seek(pos + 1, 0)  # next would start playing: music the owner switched OFF stays paused
+        else:
+            c.next()
+
+    def _may_play(self) -> bool:
+        """Auto-DJ starts playback only while the owner has not switched the music OFF."""
+        with self._lock:
+            return self._music is not False
+
+    def _settings_due(self, c: mpd.MPDClient) -> None:
+        """The owner's music on/off and volume, once after each change and after each (re)connect."""
+        with self._lock:
+            pending, music, volume = set(self._pending), self._music, self._volume
+            self._pending.clear()
+        if "volume" in pending and volume is not None:
+            c.setvol(volume)
+        if "music" in pending and music is not None:
+            status = c.status()
+            state = status.get("state")
+            if not music and state == "play":
+                c.pause(1)
+            elif music and state == "pause":
+                c.pause(0)
+            elif music and state == "stop" and int(status.get("playlistlength", 0)) > 0:
+                c.play()
 
     def _intended(self) -> MoodPlan | None:
         with self._lock:
@@ -301,18 +344,19 @@ class MpdPlayer:
             status = c.status()
         else:
             self._refill(c, status)
-            status = c.status()
+        self._settings_due(c)
+        status = c.status()
         song_id = status.get("songid")
+        # the mood of the song really playing; a song we did not queue has no known mood
         mood, source = self._song_moods.get(song_id, (None, None)) if song_id else (None, None)
-        if mood is None and plan is not None and self._applied is not None:
-            mood, source = plan.mood, None
         song = None
         if song_id:
             cur = c.currentsong()
             song = {"artist": str(cur.get("artist", "")), "title": str(cur.get("title", "")), "file": str(cur.get("file", ""))}
         vol = status.get("volume")
+        state = status.get("state", "unknown")
         self._set(
-            connected=True, state=status.get("state", "unknown"), song=song, mood=mood, source=source,
+            connected=True, state=state, music=_MUSIC.get(state), song=song, mood=mood, source=source,
             override=bool(plan and plan.override), volume=int(vol) if vol not in (None, "-1") else None, error=None,
         )
 
@@ -382,7 +426,15 @@ class MpdPlayer:
         return added
 
     def _apply(self, c: mpd.MPDClient, plan: MoodPlan, status: dict[str, str]) -> None:
-        playing = status.get("state") in ("play", "pause") and "song" in status
+        """Queue the plan's music. An owner's mood choice cuts to it at once; an emotion-driven change
+        waits for the end of the track unless music.change is immediate; going back to auto never cuts."""
+        state = status.get("state")
+        playing = state in ("play", "pause") and "song" in status
+        current_mood = self._song_moods.get(status.get("songid", ""), (None, None))[0]
+        if plan.override:
+            cut = current_mood not in plan.stages
+        else:
+            cut = self.cfg.change == "immediate" and not (self._applied is not None and self._applied.override)
         log.info(
             "music: %s%s (%s)", " then ".join(plan.stages), " [override]" if plan.override else "",
             f"emotion {plan.emotion}" if plan.emotion else "no emotion yet" if not plan.override else "owner's choice",
@@ -393,15 +445,13 @@ class MpdPlayer:
                 c.delete((pos + 1, length))
             if pos > 0:
                 c.delete((0, pos))  # played tracks: keep the queue short and ours
-            self._queue(c, plan, self.cfg.queue_length)
-            if self.cfg.change == "immediate":
-                c.next()
-            elif status.get("state") == "pause":
-                pass  # the owner paused: the new mood waits behind the current track
+            if self._queue(c, plan, self.cfg.queue_length) and cut:
+                # the playing track is now first: go to the new mood's first track; seek keeps a pause paused
+                c.play(1) if state == "play" else c.seek(1, 0)
         else:
             c.clear()
             self._song_moods.clear()
-            if self._queue(c, plan, self.cfg.queue_length):
+            if self._queue(c, plan, self.cfg.queue_length) and self._may_play():
                 c.play(0)
         self._applied = plan
 
@@ -409,11 +459,13 @@ class MpdPlayer:
         """Music never runs out while auto-DJ is on: top up with the plan's last stage."""
         assert self._applied is not None
         length = int(status.get("playlistlength", 0))
+        if "song" not in status and length and not self._may_play():
+            return  # stopped with music OFF: a queue is ready where play will start; nothing runs out
         pos = int(status["song"]) if "song" in status else length
         remaining = length - pos - 1
         if remaining < max(1, self.cfg.queue_length // 3):
             plan = self._applied
             self._queue(c, MoodPlan(plan.emotion, plan.stages[-1:], plan.override), self.cfg.queue_length - max(remaining, 0))
-        if status.get("state") == "stop" and "song" not in status:
+        if status.get("state") == "stop" and "song" not in status and self._may_play():
             # the queue ran out (not stopped by someone mid-track): go on with what was just added
             c.play(min(pos, int(c.status().get("playlistlength", 1)) - 1))
