@@ -404,3 +404,82 @@ def test_music_off_is_reapplied_after_mpd_restarts(long_server, player_factory):
     wait_for(lambda: c.status()["state"] != "play", timeout=1.0, what="the music to stay OFF")
     time.sleep(0.5)
     assert c.status()["state"] != "play"
+
+
+def test_a_refused_command_costs_under_a_second(server, player_factory, caplog):
+    """Issue 15 item 2: a skip while MPD is stopped was retried for 60 s, blocking every later command."""
+    caplog.set_level(logging.INFO, logger="moodbox.player")
+    c = client(server.port)
+    p = player_factory(music_cfg(server.port, auto_dj=False))
+    wait_for(lambda: p.state().connected and p.state().music == "STOPPED", what="a stopped MPD")
+    p.skip()  # MPD refuses: {next} Not playing
+    p.set_volume(40)
+    t0 = time.monotonic()
+    wait_for(lambda: c.status().get("volume") == "40", timeout=1.0, what="the volume after a refused skip")
+    assert time.monotonic() - t0 <= 1.0
+    p.skip()
+    time.sleep(0.5)
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 2, [r.getMessage() for r in refusals]  # one line per refused skip, no retry storm
+    assert "Not playing" in refusals[0].getMessage() and "skip" in refusals[0].getMessage()
+    assert "unreachable" not in caplog.text
+
+
+def test_stale_track_after_mpd_restart_is_replaced_at_once(long_server, player_factory):
+    """Issue 15 item 7: MPD resumed another mood's track from its saved state and the player kept it to
+    its end while reporting the new mood."""
+    p = player_factory(music_cfg(long_server.port), emotion="happy")
+    wait_for(lambda: p.state().mood == "happy" and p.state().music == "PLAYING", what="happy music")
+    long_server.stop()  # MPD saves its queue and state (playing a happy track), as its periodic save would
+    wait_for(lambda: not p.state().connected, what="the player to notice")
+    p.set_emotion("sad")
+    long_server.start()  # resumes the happy track where it was
+    c = client(long_server.port)
+    seen = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 3.0:
+        st = p.state()
+        seen.append((st.mood, st.song["file"] if st.song else None))
+        if st.connected and st.mood == "sad" and c.currentsong().get("file", "").startswith("blues/"):
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError(f"still playing {c.currentsong().get('file')} 3 s after MPD came back")
+    assert c.status()["state"] == "play"
+    assert all(mood == song_mood(f) for mood, f in seen if f and mood), seen  # never the new mood on the old song
+    assert all(f.startswith("blues/") for f in queue_files(c)[c.status().get("song") and int(c.status()["song"]):])
+
+
+def test_a_mood_track_mpd_resumes_is_kept(long_server, player_factory):
+    """The other side of the check: a resumed track that is the mood's own plays on, and its mood is known."""
+    p = player_factory(music_cfg(long_server.port), emotion="happy")
+    wait_for(lambda: p.state().mood == "happy" and p.state().music == "PLAYING", what="happy music")
+    long_server.stop()
+    wait_for(lambda: not p.state().connected, what="the player to notice")
+    long_server.start()
+    c = client(long_server.port)
+    resumed = c.currentsong()["file"]
+    assert resumed.startswith("pop/")
+    wait_for(lambda: p.state().connected and p.state().mood == "happy", what="the resumed track's mood")
+    time.sleep(0.5)
+    assert c.currentsong()["file"] == resumed and c.status()["state"] == "play"
+
+
+def test_missing_playlist_is_warned_once_and_a_missing_song_is_left_out(library, tmp_path, player_factory, caplog):
+    """Issue 16 item 8: the missing-playlist warning came twice; a playlist naming a file MPD does not have
+    made every refill fail."""
+    caplog.set_level(logging.WARNING)
+    music, playlists = library
+    write_m3u(playlists, "mood_holes", ["pop/happy1.ogg", "pop/gone.ogg", "pop/happy2.ogg"])
+    with Mpd(tmp_path / "mpd-holes", music, playlists) as s:
+        cfg = music_cfg(s.port, playlists={"fear": "mood_nowhere", "happy": "mood_holes"}, queue_length=4)
+        p = player_factory(cfg, emotion="fear")
+        wait_for(lambda: p.state().state == "play", what="music despite the missing playlist")
+        p.set_emotion("happy")
+        c = client(s.port)
+        wait_for(lambda: set(queue_files(c)[1:]) == {"pop/happy1.ogg", "pop/happy2.ogg"}, what="the happy tracks MPD has")
+        time.sleep(2.5)  # refills go on: the missing file is not tried (nor warned about) again
+        lines = [r.getMessage() for r in caplog.records]
+    assert len([m for m in lines if "mood_nowhere" in m]) == 1, lines
+    assert len([m for m in lines if "pop/gone.ogg" in m]) == 1, lines
+    assert not [m for m in lines if "refused a command" in m], lines
