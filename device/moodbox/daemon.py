@@ -67,19 +67,12 @@ class Daemon:
         """The owner's settings onto the player before it starts (its setters only record intent)."""
         self.player.set_auto_dj(saved.auto_dj)
         self.player.set_override(saved.mood)
-        self._player_music(saved.music)
+        self.player.set_music(saved.music)
         if saved.volume is not None:
             self.player.set_volume(saved.volume)
         log.info("owner settings: privacy %s, auto-DJ %s, mood %s, music %s, volume %s", "ON" if saved.privacy else "OFF",
                  "ON" if saved.auto_dj else "OFF", saved.mood or "auto", "ON" if saved.music else "OFF",
                  "as MPD has it" if saved.volume is None else saved.volume)
-
-    def _player_music(self, on: bool) -> None:
-        set_music = getattr(self.player, "set_music", None)
-        if set_music is not None:
-            set_music(on)
-        else:  # a player without the intended play/pause state: a one-off action
-            (self.player.resume if on else self.player.pause)()
 
     # --- Commands (from MQTT; any thread); each is saved before it is acted on ---
 
@@ -106,7 +99,7 @@ class Daemon:
 
     def set_music(self, on: bool) -> None:
         self.settings.update(music=on)
-        self._player_music(on)
+        self.player.set_music(on)
 
     def skip(self) -> None:
         self.player.skip()
@@ -133,7 +126,7 @@ class Daemon:
             "mood_select": self.player.override or "auto",
             "playlist": p.source,
             "song": p.song,
-            "music": getattr(p, "music", None),
+            "music": p.music,
             "auto_dj": "ON" if p.auto_dj else "OFF",
             "privacy": "ON" if privacy else "OFF",
             **self.shaper.diagnostics(None if privacy else self.stats.fps, None if privacy else self.stats.inference_ms),
