@@ -19,7 +19,7 @@ from tests.util import wait_for
 MOODS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm", "gentle"]
 TOPICS = ["auto_dj", "privacy", "mood", "music", "skip", "volume"]
 UNKNOWN = [f"{T}/reboot/set", f"{T}/state/set", f"{T}/privacy", f"{T}/a/b/set", f"{T}/", f"{T}/availability",
-           "moodbox/other/privacy/set", "homeassistant/status", f"{T}/#/set", f"{T}/PRIVACY/set"]
+           "moodbox/other/privacy/set", "homeassistant/status", f"{T}/priv acy/set", f"{T}/privacy/set/x", f"{T}/PRIVACY/set"]
 TRACKS = [{"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
           for g in ("Pop", "Jazz", "Ambient") for i in range(1, 3)]
 
