@@ -427,3 +427,18 @@ def test_tls_certificate_failure_is_named(tmp_path, bridge_factory):
         err = wait_for(lambda: b.error, what="a TLS error")
         assert "certificate" in err and "rejected" in err and f"127.0.0.1:{broker.port}" in err, err
         assert "unreachable" not in err
+
+
+def test_commands_are_logged_with_their_value(broker, bridge_factory, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="moodbox.mqtt.bridge")
+    cmds = RecordingCommands()
+    rec = Recorder(broker.port)
+    b = bridge_factory(mqtt_cfg(broker.port), commands=cmds)
+    b.connected.wait(5)
+    rec.publish(f"{T}/mood/set", "auto")
+    rec.publish(f"{T}/privacy/set", "on")
+    wait_for(lambda: len(cmds.calls) == 2, what="two commands")
+    lines = [r.getMessage() for r in caplog.records]
+    assert "command from MQTT: mood auto" in lines and "command from MQTT: privacy ON" in lines
