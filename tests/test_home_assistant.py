@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from moodbox.devservers import Mosquitto, Mpd, free_port, make_library, write_m3u
+from moodbox.devservers import free_port, make_library, write_m3u
 from tests.box import Box
 from tests.conftest import ROOT, SHARED
 from tests.mqtt_helpers import Recorder

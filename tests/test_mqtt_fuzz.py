@@ -32,6 +32,13 @@ def long_library(tmp_path_factory):
     return music, playlists
 
 
+def rss_kb(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def junk(rng: random.Random) -> bytes:
     kind = rng.random()
     if kind < 0.45:
@@ -105,6 +112,18 @@ def test_fuzz_changes_nothing_but_valid_commands(tmp_path, long_library):
         assert "Traceback" not in log and "command from MQTT" not in log
         assert log.count("ignored message") < 30, "a flood must not flood the log"
         print(f"\n  fuzz: {sent} malformed/oversized/binary messages and {retained + 1} retained valid ones: 0 actions")
+
+        # Home Assistant "restarting" 2000 times: discovery at most every few seconds, no memory kept
+        rss_before = rss_kb(box.proc.pid)
+        rec.clear()
+        for _ in range(2000):
+            rec.c.publish("homeassistant/status", "online", qos=0)
+        rec.publish("homeassistant/status", "online")
+        time.sleep(6.0)
+        configs = [t for t, _, _ in rec.messages if t.endswith("/config")]
+        grown_mb = (rss_kb(box.proc.pid) - rss_before) / 1024
+        print(f"  2000 x homeassistant/status online: {len(configs)} discovery publishes, resident memory {grown_mb:+.1f} MB")
+        assert 1 <= len(configs) <= 2 * 13 and grown_mb < 5
 
         for t in TOPICS:  # the broker keeps retained commands: clear them before the valid ones
             rec.publish(f"{T}/{t}/set", "", retain=True)
