@@ -509,3 +509,23 @@ def test_a_paused_mpd_is_resumed_unless_the_owner_switched_music_off(long_server
             assert c.status()["state"] == "pause" and p.state().music == "PAUSED"
     finally:
         p.stop()
+
+
+def test_an_unexpected_error_is_logged_once_and_the_player_recovers(server, player_factory, caplog, monkeypatch):
+    p = player_factory(music_cfg(server.port), emotion="happy")
+    wait_for(lambda: p.state().mood == "happy", what="happy music")
+    real = p.dj.queue
+    calls = {"n": 0}
+
+    def broken(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise RuntimeError("a bug in the DJ")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(p.dj, "queue", broken)
+    p.set_emotion("sad")
+    wait_for(lambda: p.state().mood == "sad", timeout=8, what="sad music after the error stopped")
+    assert calls["n"] == 4
+    assert len([r for r in caplog.records if "player error" in r.getMessage()]) == 1
+    assert p.state().error is None

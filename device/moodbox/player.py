@@ -82,6 +82,7 @@ class MpdPlayer:
         self._actions: deque[tuple[float, str]] = deque()
         self._ever_connected = False
         self._refusals = Refusals(self.where)
+        self._fault: str | None = None  # the unexpected error last logged (logged once while it repeats)
         self._state = PlayerState(auto_dj=self._auto_dj)
 
     # --- the interface for the daemon and MQTT (thread-safe, non-blocking; all work before start()) ---
@@ -181,7 +182,7 @@ class MpdPlayer:
                     self._set(connected=False, error=str(exc))
                     self._stop.wait(10.0)
                     continue
-                except CONNECTION_ERRORS as exc:
+                except (*CONNECTION_ERRORS, mpd.CommandError) as exc:
                     msg = f"MPD at {self.where} is unreachable: {exc or type(exc).__name__}"
                     if self._state.error != msg:
                         log.warning("%s; retrying", msg)
@@ -199,6 +200,15 @@ class MpdPlayer:
                 continue
             except mpd.CommandError as exc:
                 self._refusals.refused(exc)
+            except Exception as exc:  # a bug or an answer MPD never gave before: keep the box alive
+                if repr(exc) != self._fault:
+                    self._fault = repr(exc)
+                    log.exception("player error with MPD at %s; reconnecting", self.where)
+                self._drop()
+                self._set(error=f"player error: {exc}")
+                self._stop.wait(RECONNECT_MAX_S)
+                continue
+            self._fault = None
             self._wake.wait(self.poll_s)
             self._wake.clear()
         self._drop()
@@ -207,7 +217,10 @@ class MpdPlayer:
         c = connect(self.cfg.mpd)
         try:
             if self.cfg.crossfade_s:
-                c.crossfade(self.cfg.crossfade_s)
+                try:
+                    c.crossfade(self.cfg.crossfade_s)
+                except mpd.CommandError as exc:  # not worth going without music for
+                    log.warning("MPD at %s refused crossfade %d s: %s", self.where, self.cfg.crossfade_s, exc)
             self.queue.connected(c, again=self._ever_connected)
         except BaseException:
             close(c)
