@@ -483,3 +483,49 @@ def test_missing_playlist_is_warned_once_and_a_missing_song_is_left_out(library,
     assert len([m for m in lines if "mood_nowhere" in m]) == 1, lines
     assert len([m for m in lines if "pop/gone.ogg" in m]) == 1, lines
     assert not [m for m in lines if "refused a command" in m], lines
+
+
+@pytest.mark.parametrize("music", [None, False])
+def test_a_paused_mpd_is_resumed_unless_the_owner_switched_music_off(long_server, tmp_path, music):
+    """The role's MPD restores a power cut's queue paused; the box resumes it unless music is OFF."""
+    c = client(long_server.port)
+    c.add("pop/pop1.ogg")
+    c.add("pop/pop2.ogg")
+    c.play(0)
+    wait_for(lambda: c.status()["state"] == "play", what="MPD playing")
+    c.pause(1)
+    p = MpdPlayer(music_cfg(long_server.port), FeedbackStore(tmp_path / "fb.json"), rng=random.Random(1), poll_s=0.05)
+    p.set_emotion("happy")
+    if music is not None:
+        p.set_music(music)
+    p.start()
+    try:
+        if music is None:
+            wait_for(lambda: c.status()["state"] == "play", timeout=1.0, what="the paused music resumed")
+            wait_for(lambda: p.state().mood == "happy", what="the resumed happy track's mood")  # it is the mood's own
+        else:
+            wait_for(lambda: p.state().connected and len(queue_files(c)) == 7, what="the mood's queue")
+            time.sleep(0.5)
+            assert c.status()["state"] == "pause" and p.state().music == "PAUSED"
+    finally:
+        p.stop()
+
+
+def test_an_unexpected_error_is_logged_once_and_the_player_recovers(server, player_factory, caplog, monkeypatch):
+    p = player_factory(music_cfg(server.port), emotion="happy")
+    wait_for(lambda: p.state().mood == "happy", what="happy music")
+    real = p.dj.queue
+    calls = {"n": 0}
+
+    def broken(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise RuntimeError("a bug in the DJ")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(p.dj, "queue", broken)
+    p.set_emotion("sad")
+    wait_for(lambda: p.state().mood == "sad", timeout=8, what="sad music after the error stopped")
+    assert calls["n"] == 4
+    assert len([r for r in caplog.records if "player error" in r.getMessage()]) == 1
+    assert p.state().error is None

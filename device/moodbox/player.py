@@ -31,6 +31,7 @@ __all__ = ["MpdPlayer", "PlayerState", "PasswordError", "query_expression"]
 log = logging.getLogger(__name__)
 
 ACTION_MAX_AGE_S = 60.0  # a skip older than this is not applied after an outage
+RECONNECT_MAX_S = 1.0  # longest wait between attempts: MPD back means the box's music under control within ~1 s
 _MUSIC = {"play": "PLAYING", "pause": "PAUSED", "stop": "STOPPED"}
 
 
@@ -81,6 +82,7 @@ class MpdPlayer:
         self._actions: deque[tuple[float, str]] = deque()
         self._ever_connected = False
         self._refusals = Refusals(self.where)
+        self._fault: str | None = None  # the unexpected error last logged (logged once while it repeats)
         self._state = PlayerState(auto_dj=self._auto_dj)
 
     # --- the interface for the daemon and MQTT (thread-safe, non-blocking; all work before start()) ---
@@ -180,13 +182,13 @@ class MpdPlayer:
                     self._set(connected=False, error=str(exc))
                     self._stop.wait(10.0)
                     continue
-                except CONNECTION_ERRORS as exc:
+                except (*CONNECTION_ERRORS, mpd.CommandError) as exc:
                     msg = f"MPD at {self.where} is unreachable: {exc or type(exc).__name__}"
                     if self._state.error != msg:
                         log.warning("%s; retrying", msg)
                     self._set(connected=False, error=msg)
                     self._stop.wait(delay)
-                    delay = min(delay * 2, 2.0)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
                     continue
             try:
                 self._actions_due()
@@ -198,6 +200,15 @@ class MpdPlayer:
                 continue
             except mpd.CommandError as exc:
                 self._refusals.refused(exc)
+            except Exception as exc:  # a bug or an answer MPD never gave before: keep the box alive
+                if repr(exc) != self._fault:
+                    self._fault = repr(exc)
+                    log.exception("player error with MPD at %s; reconnecting", self.where)
+                self._drop()
+                self._set(error=f"player error: {exc}")
+                self._stop.wait(RECONNECT_MAX_S)
+                continue
+            self._fault = None
             self._wake.wait(self.poll_s)
             self._wake.clear()
         self._drop()
@@ -206,7 +217,10 @@ class MpdPlayer:
         c = connect(self.cfg.mpd)
         try:
             if self.cfg.crossfade_s:
-                c.crossfade(self.cfg.crossfade_s)
+                try:
+                    c.crossfade(self.cfg.crossfade_s)
+                except mpd.CommandError as exc:  # not worth going without music for
+                    log.warning("MPD at %s refused crossfade %d s: %s", self.where, self.cfg.crossfade_s, exc)
             self.queue.connected(c, again=self._ever_connected)
         except BaseException:
             close(c)
@@ -214,7 +228,7 @@ class MpdPlayer:
         self._client = c
         with self._lock:
             self._ever_connected = True
-            self._pending.update(k for k, v in (("music", self._music), ("volume", self._volume)) if v is not None)
+            self._pending.update(("music", "volume"))
         log.info("connected to MPD %s at %s", getattr(c, "mpd_version", "?"), self.where)
         self._set(connected=True, error=None)
 
@@ -260,22 +274,37 @@ class MpdPlayer:
         else:
             c.next()
 
-    def _settings_due(self, c: mpd.MPDClient) -> None:
-        """The owner's music on/off and volume, once after each change and after each (re)connect."""
+    def _volume_due(self, c: mpd.MPDClient) -> None:
+        """The owner's volume, once after each change and after each (re)connect."""
         with self._lock:
-            pending, music, volume = set(self._pending), self._music, self._volume
-            self._pending.clear()
-        if "volume" in pending and volume is not None:
+            due, volume = "volume" in self._pending, self._volume
+            self._pending.discard("volume")
+        if due and volume is not None:
             c.setvol(volume)
-        if "music" in pending and music is not None:
-            status = c.status()
-            state = status.get("state")
-            if not music and state == "play":
+
+    def _music_due(self, c: mpd.MPDClient, before_queue: bool) -> bool:
+        """The owner's music on/off, once after each change and after each (re)connect. A pause acts
+        before the queue is touched (no note of a new track), a resume after it (the mood's track).
+        True if MPD may have changed."""
+        with self._lock:
+            if "music" not in self._pending or (before_queue and self._music is not False):
+                return False
+            self._pending.discard("music")
+            music, auto_dj = self._music, self._auto_dj
+        if music is None and not auto_dj:
+            return False  # nobody asked for anything: MPD's own state is the owner's
+        status = c.status()
+        state = status.get("state")
+        if music is False:
+            if state == "play":
                 c.pause(1)
-            elif music and state == "pause":
-                c.pause(0)
-            elif music and state == "stop" and int(status.get("playlistlength", 0)) > 0:
-                c.play()
+        elif state == "pause":
+            # MPD comes back paused after a power cut (the role's restore_paused): the box resumes it
+            # unless the owner switched the music OFF; a stopped MPD is started by the queue keeper
+            c.pause(0)
+        elif music and state == "stop" and int(status.get("playlistlength", 0)) > 0:
+            c.play()
+        return True
 
     def _may_play(self) -> bool:
         """Auto-DJ starts playback only while the owner has not switched the music OFF."""
@@ -295,12 +324,15 @@ class MpdPlayer:
     def _tick(self) -> None:
         c = self._client
         assert c is not None
-        self._settings_due(c)  # first: music OFF pauses a resumed MPD before anything is queued
+        self._volume_due(c)
+        self._music_due(c, before_queue=True)
         status = c.status()
         plan = self._intended()
         if plan is None:
             self.queue.release()
         elif self.queue.keep(c, plan, status, self._may_play()):
+            status = c.status()
+        if self._music_due(c, before_queue=False):
             status = c.status()
         self._report(c, plan, status)
 
