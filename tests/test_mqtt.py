@@ -437,6 +437,7 @@ def test_commands_are_logged_with_their_value(broker, bridge_factory, caplog):
     rec = Recorder(broker.port)
     b = bridge_factory(mqtt_cfg(broker.port), commands=cmds)
     b.connected.wait(5)
+    wait_for(lambda: rec.last(f"{T}/availability") == b"online", what="online (it subscribes before it says so)")
     rec.publish(f"{T}/mood/set", "auto")
     rec.publish(f"{T}/privacy/set", "on")
     wait_for(lambda: len(cmds.calls) == 2, what="two commands")
