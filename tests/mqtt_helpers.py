@@ -67,6 +67,9 @@ class RecordingCommands:
     def set_mood(self, mood: str | None) -> None:
         self.calls.append(("mood", mood))
 
+    def set_music(self, on: bool) -> None:
+        self.calls.append(("music", on))
+
     def skip(self) -> None:
         self.calls.append(("skip", None))
 

@@ -98,7 +98,7 @@ def test_privacy_closes_the_camera_and_hides_emotion(box_factory, faces_folder):
     box = box_factory(faces_folder)
     rec = Recorder(box.broker.port)
     box.start()
-    wait_for(lambda: state(rec).get("fps", 0) > 0, timeout=10, what="frames")
+    wait_for(lambda: (state(rec).get("fps") or 0) > 0, timeout=10, what="frames")
     rec.publish(f"{T}/privacy/set", "ON")
     wait_for(lambda: state(rec).get("privacy") == "ON", what="privacy on")
     time.sleep(0.5)
@@ -106,10 +106,11 @@ def test_privacy_closes_the_camera_and_hides_emotion(box_factory, faces_folder):
     time.sleep(1.5)
     for p in rec.on(f"{T}/state"):
         s = json.loads(p)
-        assert s["emotion"] is None and s["scores"] == {} and s["face"] is False and s["privacy"] == "ON"
+        assert s["emotion"] is None and s["scores"] == {} and s["face"] is None and s["privacy"] == "ON"
+        assert s["confidence"] is None and s["fps"] is None and s["faces"] is None  # not measured: unknown, not 0
     assert "privacy ON: camera closed" in box.log.read_text()
     rec.publish(f"{T}/privacy/set", "OFF")
-    wait_for(lambda: state(rec).get("privacy") == "OFF" and state(rec).get("fps", 0) > 0, what="frames again")
+    wait_for(lambda: state(rec).get("privacy") == "OFF" and (state(rec).get("fps") or 0) > 0, what="frames again")
 
 
 def test_mood_override_and_skip_from_mqtt(box_factory, faces_folder):
@@ -152,3 +153,97 @@ def test_systemd_ready_watchdog_status(box_factory, faces_folder, tmp_path):
     assert any(g.startswith("STATUS=") and "fps" in g for g in got), got
     first_line = box.log.read_text().splitlines()[-1]
     assert not first_line[:4].isdigit()  # under systemd (JOURNAL_STREAM) no timestamps: journald adds them
+
+
+def test_owner_settings_survive_a_power_cut(box_factory, faces_folder):
+    """Privacy, auto-DJ, the mood choice, music on/off and volume as the owner left them, after SIGKILL."""
+    box = box_factory(faces_folder)
+    rec = Recorder(box.broker.port)
+    box.start()
+    wait_for(lambda: rec.last(f"{T}/availability") == b"online", timeout=10, what="online")
+    c = box.mpd_client()
+    wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
+    for topic, payload in (("privacy", "ON"), ("auto_dj", "OFF"), ("mood", "calm"), ("volume", "30")):
+        rec.publish(f"{T}/{topic}/set", payload)
+    wait_for(lambda: (state(rec).get("privacy"), state(rec).get("auto_dj"), state(rec).get("mood_select"), state(rec).get("volume"))
+             == ("ON", "OFF", "calm", 30), what="the settings applied")
+    rec.publish(f"{T}/music/set", "OFF")
+    wait_for(lambda: c.status()["state"] == "pause", what="paused")
+    settings = box.cfg_path.parent / "state" / "settings.json"
+    wait_for(lambda: settings.is_file() and json.loads(settings.read_text())["music"] is False, what="saved")
+    box.proc.kill()  # a power cut: no clean stop
+    box.proc.wait(5)
+    c.setvol(80)
+    c.play()
+    rec.clear()
+    box.start()
+    wait_for(lambda: rec.last(f"{T}/availability") == b"online" and state(rec), timeout=10, what="back online")
+    wait_for(lambda: c.status()["state"] == "pause" and c.status().get("volume") == "30", what="MPD as the owner left it")
+    s = wait_for(lambda: state(rec).get("volume") == 30 and state(rec), what="the state as the owner left it")
+    assert (s["privacy"], s["auto_dj"], s["mood_select"]) == ("ON", "OFF", "calm")
+    time.sleep(1.0)
+    for p in rec.on(f"{T}/state"):  # privacy from the first message on: the camera was never opened
+        st = json.loads(p)
+        assert st["privacy"] == "ON" and st["status"].startswith("privacy") and st["emotion"] is None and st["fps"] is None
+
+
+def test_no_made_up_values_at_start(box_factory, faces_folder, tmp_path):
+    """Before MPD answers, before a face is seen: null, never volume 0, confidence 0 or emotion 'none'."""
+    box = box_factory(tmp_path / "no-camera-yet.mp4")
+    rec = Recorder(box.broker.port)
+    box.start()
+    wait_for(lambda: state(rec).get("volume") is not None, timeout=10, what="MPD's volume")
+    time.sleep(1.0)
+    states = [json.loads(p) for p in rec.on(f"{T}/state")]
+    assert states
+    for s in states:
+        assert s["emotion"] is None and s["confidence"] is None and s["face"] is None and s["fps"] is None
+        assert s["volume"] is None or s["volume"] > 0, s  # mpd's test volume is 100; never a made-up 0
+    assert "none" not in {s["emotion"] for s in states} | {s["mood"] for s in states}
+
+
+def test_corrupt_settings_file_means_defaults_and_one_clear_line(box_factory, faces_folder):
+    box = box_factory(faces_folder)
+    state_dir = box.cfg_path.parent / "state"
+    state_dir.mkdir(parents=True)
+    (state_dir / "settings.json").write_bytes(b'{"privacy": tru\x00\xff')
+    rec = Recorder(box.broker.port)
+    box.start()
+    wait_for(lambda: (state(rec).get("fps") or 0) > 0, timeout=10, what="frames (privacy OFF by default)")
+    log = box.log.read_text()
+    assert "settings.json: saved settings unreadable" in log and "using the config's defaults" in log
+    assert "Traceback" not in log
+    assert (state_dir / "settings.json.corrupt").is_file()
+
+
+def test_privacy_saved_on_means_the_camera_is_never_opened(tmp_path, faces_folder):
+    """In-process: the daemon restores privacy before its processing thread exists."""
+    from moodbox.config import Config
+    from moodbox.daemon import Daemon
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "settings.json").write_text(json.dumps({"privacy": True}))
+    cfg = Config.model_validate({
+        "camera": {"source": str(faces_folder)}, "mqtt": {"enabled": False},
+        "music": {"state_dir": str(state), "mpd": {"host": "127.0.0.1", "port": 9}},
+    })
+    from moodbox.sources import SourceError
+
+    d = Daemon(cfg)
+    opened: list[str] = []
+
+    def fake_open():
+        opened.append("opened")
+        raise SourceError("a fake camera")
+
+    d._open_source = fake_open  # type: ignore[method-assign]
+    d.start()
+    try:
+        time.sleep(1.5)
+        assert opened == [] and d.snapshot()["privacy"] == "ON" and d.snapshot()["status"].startswith("privacy")
+        d.set_privacy(False)
+        wait_for(lambda: opened, what="the camera opened once privacy is OFF")
+    finally:
+        d.stop()
+        d.shutdown()

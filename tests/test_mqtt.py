@@ -22,9 +22,14 @@ from tests.util import wait_for
 MOODS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm", "gentle"]
 T = "moodbox/testbox"
 STATE = {
-    "emotion": "happy", "confidence": 0.8, "scores": {"happy": 0.8, "sad": 0.2}, "face": True, "mood": "happy",
-    "mood_select": "auto", "playlist": "playlist mood_happy", "auto_dj": "ON", "privacy": "OFF", "fps": 10.0,
-    "inference_ms": 1.2, "volume": 50, "status": "ok", "song": None, "ts": 0,
+    "emotion": "happy", "confidence": 0.8, "scores": {"happy": 0.8, "sad": 0.2}, "face": True, "faces": 1, "mood": "happy",
+    "mood_select": "auto", "playlist": "playlist mood_happy", "music": "PLAYING", "auto_dj": "ON", "privacy": "OFF",
+    "fps": 10.0, "inference_ms": 1.2, "volume": 50, "status": "ok", "song": None, "ts": 0,
+}
+# what the box publishes before anything was measured: MPD not reached yet, nobody in view
+UNKNOWN = {
+    **STATE, "emotion": None, "confidence": None, "scores": {}, "face": None, "faces": None, "mood": None, "playlist": None,
+    "music": None, "fps": None, "inference_ms": None, "volume": None,
 }
 
 
@@ -56,34 +61,74 @@ def bridge_factory():
 
 
 EXPECTED_ENTITIES = {
-    "sensor/testbox/emotion", "sensor/testbox/confidence", "sensor/testbox/mood", "select/testbox/mood_select",
-    "switch/testbox/auto_dj", "switch/testbox/privacy", "button/testbox/skip", "number/testbox/volume",
-    "sensor/testbox/fps", "sensor/testbox/inference_ms", "sensor/testbox/status",
+    "sensor/moodbox_testbox/emotion", "sensor/moodbox_testbox/confidence", "binary_sensor/moodbox_testbox/presence",
+    "sensor/moodbox_testbox/mood", "select/moodbox_testbox/mood_select", "switch/moodbox_testbox/auto_dj",
+    "switch/moodbox_testbox/music", "switch/moodbox_testbox/privacy", "button/moodbox_testbox/skip",
+    "number/moodbox_testbox/volume", "sensor/moodbox_testbox/fps", "sensor/moodbox_testbox/inference_ms",
+    "sensor/moodbox_testbox/status",
 }
+EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
 def test_discovery_messages_are_complete():
     cfg = mqtt_cfg(1883)
     msgs = discovery_messages(cfg, MOODS)
     assert {m.topic.removeprefix("homeassistant/").removesuffix("/config") for m in msgs} == EXPECTED_ENTITIES
-    ids = set()
+    ids, names = set(), set()
     for m in msgs:
         assert m.retain
         conf = json.loads(m.payload)
-        assert conf["availability_topic"] == f"{T}/availability"
-        assert conf["device"]["identifiers"] == ["testbox"] and conf["device"]["sw_version"]
+        assert {"topic": f"{T}/availability"} in conf["availability"]
+        assert conf["device"]["identifiers"] == ["moodbox_testbox"] and conf["device"]["sw_version"]
         assert conf["device"]["name"] and conf["device"]["model"]
         assert conf["origin"]["name"] == "moodbox"
+        assert conf["unique_id"].startswith("moodbox_testbox_")
         ids.add(conf["unique_id"])
-    assert len(ids) == len(msgs)
+        names.add(conf["name"])
+    assert len(ids) == len(msgs) and len(names) == len(msgs)  # no two entities share a name
     by = {m.topic.split("/")[-2]: json.loads(m.payload) for m in msgs}
     assert by["mood_select"]["options"] == ["auto", *MOODS]
+    assert by["emotion"]["device_class"] == "enum" and by["emotion"]["options"] == EMOTIONS
+    assert by["mood"]["device_class"] == "enum" and by["mood"]["options"] == MOODS
     assert by["emotion"]["json_attributes_topic"] == f"{T}/state"
+    assert by["presence"]["device_class"] == "occupancy"
     assert by["confidence"]["unit_of_measurement"] == "%"
     assert by["fps"]["entity_category"] == "diagnostic" and by["inference_ms"]["entity_category"] == "diagnostic"
     assert by["auto_dj"]["command_topic"] == f"{T}/auto_dj/set" and by["privacy"]["command_topic"] == f"{T}/privacy/set"
-    assert by["skip"]["command_topic"] == f"{T}/skip/set"
-    assert all(m.payload == "" and m.retain for m in removal_messages(cfg, MOODS))
+    assert by["music"]["command_topic"] == f"{T}/music/set"
+    assert by["skip"]["command_topic"] == f"{T}/skip/set" and by["skip"]["payload_press"] == "PRESS"
+    assert by["emotion"]["object_id"] == "testbox_emotion"  # entity ids owners already use stay the same
+
+
+def test_removal_clears_old_and_new_configs_state_and_availability():
+    cfg = mqtt_cfg(1883)
+    msgs = removal_messages(cfg, MOODS)
+    assert all(m.payload == "" and m.retain for m in msgs)
+    topics = {m.topic for m in msgs}
+    assert {m.topic for m in discovery_messages(cfg, MOODS)} <= topics
+    assert "homeassistant/sensor/testbox/emotion/config" in topics  # the ids before the moodbox_ prefix
+    assert {f"{T}/state", f"{T}/availability"} <= topics
+
+
+def _render(template: str, state: dict) -> str:
+    jinja2 = pytest.importorskip("jinja2")
+    return jinja2.Environment().from_string(template).render(value_json=state)
+
+
+def test_templates_never_turn_unknown_into_a_value():
+    """A null must reach Home Assistant as None (unknown) or make the entity unavailable, never 0 or 'none'."""
+    by = {m.topic.split("/")[-2]: json.loads(m.payload) for m in discovery_messages(mqtt_cfg(1883), MOODS)}
+    for key in ("confidence", "volume", "fps", "inference_ms", "presence", "music"):
+        assert _render(by[key]["value_template"], UNKNOWN) == "None", key
+    for key, field in (("emotion", "emotion"), ("mood", "mood")):  # enums: unavailable while null
+        (extra,) = [a for a in by[key]["availability"] if "value_template" in a]
+        assert by[key]["availability_mode"] == "all"
+        assert _render(extra["value_template"], UNKNOWN) == "offline" and _render(extra["value_template"], STATE) == "online"
+    assert _render(by["confidence"]["value_template"], STATE) == "80.0"
+    assert _render(by["volume"]["value_template"], STATE) == "50"
+    assert _render(by["presence"]["value_template"], STATE) == "ON"
+    assert _render(by["music"]["value_template"], {**STATE, "music": "PAUSED"}) == "OFF"
+    assert json.loads(_render(by["emotion"]["json_attributes_template"], UNKNOWN)) == {}
 
 
 @pytest.mark.parametrize(
@@ -91,6 +136,7 @@ def test_discovery_messages_are_complete():
     [
         ("auto_dj/set", b"ON", ("auto_dj", True)), ("auto_dj/set", b"off", ("auto_dj", False)),
         ("privacy/set", b" ON\n", ("privacy", True)), ("mood/set", b"calm", ("mood", "calm")),
+        ("music/set", b"OFF", ("music", False)), ("music/set", b"ON", ("music", True)),
         ("mood/set", b"auto", ("mood", None)), ("skip/set", b"PRESS", ("skip", None)), ("volume/set", b"42.4", ("volume", 42)),
     ],
 )
@@ -105,6 +151,8 @@ def test_parse_valid_commands(topic, payload, expected):
         ("auto_dj/set", b"MAYBE", "expected ON or OFF"), ("mood/set", b"jolly", "unknown mood"),
         ("volume/set", b"loud", "expected a number"), ("volume/set", b"150", "outside 0-100"),
         ("privacy/set", b"\xff\xfe", "not UTF-8"), ("skip/set", b"x" * 500, "too long"), ("reboot/set", b"1", "unknown command"),
+        ("skip/set", b"", "expected PRESS"), ("skip/set", b"OFF", "expected PRESS"), ("skip/set", b'{"a":1}', "expected PRESS"),
+        ("skip/set", b"\x00", "expected PRESS"), ("music/set", b"PLAY", "expected ON or OFF"), ("volume/set", b"nan", "outside"),
     ],
 )
 def test_parse_rejects(topic, payload, why):
@@ -156,9 +204,12 @@ def test_commands_and_retained_ignored(broker, bridge_factory):
     rec.publish(f"{T}/mood/set", "calm")
     rec.publish(f"{T}/skip/set", "PRESS")
     rec.publish(f"{T}/volume/set", "30")
+    rec.publish(f"{T}/music/set", "OFF")
+    time.sleep(0.3)  # the same topic twice within command_interval_s: the second would wait
     rec.publish(f"{T}/mood/set", "auto")
-    wait_for(lambda: len(cmds.calls) == 6, what="six commands")
-    assert cmds.calls == [("auto_dj", False), ("privacy", True), ("mood", "calm"), ("skip", None), ("volume", 30), ("mood", None)]
+    wait_for(lambda: len(cmds.calls) == 7, what="seven commands")
+    assert cmds.calls == [("auto_dj", False), ("privacy", True), ("mood", "calm"), ("skip", None), ("volume", 30),
+                          ("music", False), ("mood", None)]
     rec.publish(f"{T}/privacy/set", "OFF", retain=True)
     b2 = MqttBridge(mqtt_cfg(broker.port, device_id="testbox"), RecordingCommands(), MOODS)
     b2.start()  # a restarting box receives the retained command from the broker
@@ -208,11 +259,11 @@ def test_broker_restart_restores_everything_within_5s(broker, bridge_factory):
 def test_home_assistant_restart_triggers_rediscovery(broker, bridge_factory):
     b = bridge_factory(mqtt_cfg(broker.port))
     b.connected.wait(5)
-    rec = Recorder(broker.port, ["homeassistant/+/testbox/+/config"])
+    rec = Recorder(broker.port, ["homeassistant/+/moodbox_testbox/+/config"])
     wait_for(lambda: len(rec.messages) == len(EXPECTED_ENTITIES), what="retained discovery")
     rec.clear()
-    rec.publish("homeassistant/status", "online")
-    wait_for(lambda: len(rec.messages) == len(EXPECTED_ENTITIES), what="discovery re-published")
+    rec.publish("homeassistant/status", "online")  # within rediscover_min_s of the first: it may wait that long
+    wait_for(lambda: len(rec.messages) == len(EXPECTED_ENTITIES), timeout=8, what="discovery re-published")
 
 
 def test_last_will_when_the_process_is_killed(broker, tmp_path):
@@ -264,18 +315,21 @@ def test_username_password(tmp_path, bridge_factory):
         wait_for(lambda: rec.last(f"{T}/availability") == b"online", what="online with auth")
 
 
-def test_discovery_remove_command_clears_retained_configs(broker, bridge_factory, tmp_path):
-    b = bridge_factory(mqtt_cfg(broker.port))
+def test_discovery_remove_command_clears_retained_configs_state_and_availability(broker, bridge_factory, tmp_path):
+    b = bridge_factory(mqtt_cfg(broker.port), snapshot=lambda: dict(STATE))
     b.connected.wait(5)
     b.stop()
+    rec = Recorder(broker.port)
+    wait_for(lambda: rec.last(f"{T}/state") and rec.last(f"{T}/availability") == b"offline", what="retained state")
+    rec.publish("homeassistant/sensor/testbox/emotion/config", '{"name": "old"}', retain=True)  # an old version's config
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {broker.port}, device_id: testbox}}\n")
     proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--remove", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert "removed 11" in proc.stdout
-    late = Recorder(broker.port, ["homeassistant/#"])
+    assert "removed" in proc.stdout and f"{T}/state" in proc.stdout
+    late = Recorder(broker.port, ["homeassistant/#", f"{T}/#"])
     time.sleep(0.5)
-    assert late.messages == []  # nothing retained: no ghost entities
+    assert late.messages == []  # nothing retained: no ghost entities, no stale state
     cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {free_port()}, device_id: testbox}}\n")
     proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "is unreachable" in proc.stderr and "Traceback" not in proc.stderr
@@ -295,3 +349,97 @@ def test_tls_with_ca_and_client_certificate(tmp_path, bridge_factory):
         assert good.connected.wait(5) and good.error is None
         time.sleep(1.0)
         assert not without_cert.connected.is_set()  # the broker wants a client certificate
+
+
+def test_retained_command_reaching_a_live_box_is_ignored(broker, bridge_factory):
+    """With MQTT 3.1.1 the broker clears the retain flag on live delivery, so a retained publish looked
+    like a fresh command; MQTT 5's retain-as-published keeps the flag."""
+    cmds = RecordingCommands()
+    rec = Recorder(broker.port)
+    b = bridge_factory(mqtt_cfg(broker.port), commands=cmds)
+    b.connected.wait(5)
+    time.sleep(0.3)
+    for topic, payload in (("privacy/set", "OFF"), ("skip/set", "PRESS"), ("volume/set", "90"), ("music/set", "OFF")):
+        rec.publish(f"{T}/{topic}", payload, retain=True)
+    wait_for(lambda: b.ignored >= 4, what="the retained commands to be ignored")
+    rec.publish(f"{T}/mood/set", "calm")  # a plain one still acts
+    wait_for(lambda: cmds.calls == [("mood", "calm")], what="the fresh command")
+    for topic in ("privacy/set", "skip/set", "volume/set", "music/set"):
+        rec.publish(f"{T}/{topic}", "", retain=True)
+
+
+def test_command_flood_is_rate_limited_and_the_last_value_wins(broker, bridge_factory):
+    cmds = RecordingCommands()
+    rec = Recorder(broker.port)
+    b = bridge_factory(mqtt_cfg(broker.port, command_interval_s=0.25), commands=cmds)
+    b.connected.wait(5)
+    t0 = time.monotonic()
+    for i in range(500):
+        rec.c.publish(f"{T}/volume/set", str(i % 100), qos=0)
+        rec.c.publish(f"{T}/skip/set", "PRESS", qos=0)
+    rec.publish(f"{T}/volume/set", "37")
+    wait_for(lambda: cmds.calls and [c for c in cmds.calls if c[0] == "volume"][-1] == ("volume", 37), what="the last volume")
+    elapsed = time.monotonic() - t0
+    time.sleep(0.5)
+    volumes = [c for c in cmds.calls if c[0] == "volume"]
+    skips = [c for c in cmds.calls if c[0] == "skip"]
+    limit = 2 + (elapsed + 0.5) / 0.25
+    assert len(volumes) <= limit and len(skips) <= limit, (len(volumes), len(skips), elapsed)
+    assert b.gate.waiting() == 0
+
+
+def test_home_assistant_online_flood_republishes_at_most_every_few_seconds(broker, bridge_factory):
+    b = bridge_factory(mqtt_cfg(broker.port, rediscover_min_s=2.0))
+    b.connected.wait(5)
+    rec = Recorder(broker.port, ["homeassistant/+/moodbox_testbox/+/config"])
+    wait_for(lambda: len(rec.messages) == len(EXPECTED_ENTITIES), what="retained discovery")
+    time.sleep(2.0)
+    rec.clear()
+    first = b.discoveries
+    for _ in range(2000):
+        rec.c.publish("homeassistant/status", "online", qos=0)
+    rec.publish("homeassistant/status", "online")
+    wait_for(lambda: len(rec.messages) >= len(EXPECTED_ENTITIES), what="discovery re-published")
+    time.sleep(2.5)  # one more may follow when the interval is up, no more
+    assert 1 <= b.discoveries - first <= 2, b.discoveries - first
+    assert len(rec.messages) <= 2 * len(EXPECTED_ENTITIES)
+
+
+def test_refused_password_is_retried_with_a_growing_pause(tmp_path, bridge_factory):
+    with Mosquitto(tmp_path / "auth", users={"box": "right"}) as broker:
+        bad = bridge_factory(mqtt_cfg(broker.port, username="box", password="wrong", reconnect_max_s=1))
+        err = wait_for(lambda: bad.error, what="an auth error")
+        assert "refused the connection" in err and "MOODBOX_MQTT_PASSWORD" in err and "growing pause" in err
+        time.sleep(7.0)
+        attempts = broker.log.read_text().count("New connection from")
+        bad.stop()
+        assert attempts <= 4, f"{attempts} attempts in 7 s: no back-off"
+
+
+def test_tls_certificate_failure_is_named(tmp_path, bridge_factory):
+    from moodbox.devservers import make_certificates
+
+    certs = make_certificates(tmp_path / "certs")
+    other = make_certificates(tmp_path / "other")  # a CA that did not sign the broker's certificate
+    tls = {"ca": certs["ca"], "cert": certs["cert"], "key": certs["key"]}
+    with Mosquitto(tmp_path / "tls", tls=tls) as broker:
+        b = bridge_factory(mqtt_cfg(broker.port, tls={"enabled": True, "ca_file": str(other["ca"])}))
+        err = wait_for(lambda: b.error, what="a TLS error")
+        assert "certificate" in err and "rejected" in err and f"127.0.0.1:{broker.port}" in err, err
+        assert "unreachable" not in err
+
+
+def test_commands_are_logged_with_their_value(broker, bridge_factory, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="moodbox.mqtt.bridge")
+    cmds = RecordingCommands()
+    rec = Recorder(broker.port)
+    b = bridge_factory(mqtt_cfg(broker.port), commands=cmds)
+    b.connected.wait(5)
+    wait_for(lambda: rec.last(f"{T}/availability") == b"online", what="online (it subscribes before it says so)")
+    rec.publish(f"{T}/mood/set", "auto")
+    rec.publish(f"{T}/privacy/set", "on")
+    wait_for(lambda: len(cmds.calls) == 2, what="two commands")
+    lines = [r.getMessage() for r in caplog.records]
+    assert "command from MQTT: mood auto" in lines and "command from MQTT: privacy ON" in lines

@@ -131,14 +131,21 @@ def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
     from moodbox.mqtt import discovery_messages, publish_once, removal_messages
 
     moods = cfg.music.moods()
-    msgs = removal_messages(cfg.mqtt, moods) if args.remove else discovery_messages(cfg.mqtt, moods, cfg.music.max_volume)
+    if args.remove:  # the configs (old and new ids), the retained state and availability
+        msgs = removal_messages(cfg.mqtt, moods)
+    else:
+        msgs = discovery_messages(cfg.mqtt, moods, cfg.music.max_volume)
     try:
         publish_once(cfg.mqtt, msgs)
     except ConnectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    what = "removed" if args.remove else "published"
-    print(f"{what} {len(msgs)} Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/{cfg.mqtt.device_id}/")
+    t = f"{cfg.mqtt.base_topic}/{cfg.mqtt.device_id}"
+    if args.remove:
+        print(f"removed the Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/moodbox_{cfg.mqtt.device_id}/ "
+              f"(and {cfg.mqtt.discovery_prefix}/+/{cfg.mqtt.device_id}/), and the retained {t}/state and {t}/availability")
+    else:
+        print(f"published {len(msgs)} Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/moodbox_{cfg.mqtt.device_id}/")
     return EXIT_OK
 
 

@@ -157,7 +157,7 @@ class MusicConfig(_Section):
     queue_length: int = Field(15, ge=1, le=1000, description="Tracks queued for a mood")
     max_volume: int = Field(100, ge=0, le=100, description="Highest volume a command may set (percent)")
     skip_feedback_s: float = Field(30.0, ge=0, le=3600, description="A skip this soon after a track starts counts against that track for the mood")
-    state_dir: Path | None = Field(None, description="Where skip feedback is kept; null: $STATE_DIRECTORY or ~/.local/state/moodbox")
+    state_dir: Path | None = Field(None, description="Where skip feedback and the owner's settings from Home Assistant are kept; null: $STATE_DIRECTORY or ~/.local/state/moodbox")
 
     @field_validator("playlists", "queries", mode="before")
     @classmethod
@@ -251,7 +251,12 @@ class MqttConfig(_Section):
     discovery_prefix: str = Field("homeassistant", description="Home Assistant's MQTT discovery prefix")
     state_interval_s: float = Field(30.0, gt=0, le=3600, description="The state is re-published at least this often")
     state_min_interval_s: float = Field(1.0, ge=0, le=3600, description="The state is never published more often than this (changes in between are merged)")
-    reconnect_max_s: float = Field(2.0, ge=1, le=300, description="Longest wait between attempts to reach a lost broker")
+    reconnect_max_s: float = Field(2.0, ge=1, le=300, description="Longest wait between attempts to reach a lost broker (a refused password or a rejected certificate waits longer: 2 s doubling to 5 min)")
+    command_interval_s: float = Field(0.25, ge=0, le=60, description="At most one command per topic this often; one that comes sooner waits, the latest value winning (a flood cannot thrash MPD)")
+    rediscover_min_s: float = Field(5.0, ge=0, le=3600, description="Discovery is re-published when Home Assistant comes online, but at most this often")
+    diagnostics_interval_s: float = Field(60.0, ge=0, le=3600, description="fps and inference time in the state change at most this often (each change is a row in Home Assistant's recorder)")
+    confidence_step: float = Field(0.1, ge=0.01, le=1, description="The published confidence is rounded to this step and changes only when the measured one moves a full step away")
+    confidence_interval_s: float = Field(10.0, ge=0, le=3600, description="The published confidence changes at most this often while the emotion stays the same")
 
     @field_validator("device_id")
     @classmethod

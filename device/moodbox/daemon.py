@@ -1,5 +1,8 @@
 """The daemon: source -> faces -> emotions -> smoother -> mood -> player, with the MQTT bridge beside it.
 
+What the owner sets from Home Assistant lives in a :class:`~moodbox.settings.SettingsStore` and is
+applied before anything starts: with privacy ON the camera is never opened.
+
 Threads: the processing thread owns the source and the vision pipeline; the player owns the MPD
 connection; paho owns the MQTT connection. The processing thread only hands results over through
 non-blocking calls, so a slow MPD or broker never stalls the camera, and the live source keeps only
@@ -13,9 +16,9 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
+from moodbox.boxstate import ShaperSettings, StateShaper, Stats
 from moodbox.config import Config
 from moodbox.emotions import EmotionClassifier
 from moodbox.feedback import FeedbackStore, default_state_dir
@@ -23,35 +26,10 @@ from moodbox.mqtt import MqttBridge
 from moodbox.pipeline import FrameResult, VisionPipeline
 from moodbox.player import MpdPlayer
 from moodbox.sdnotify import Notifier
+from moodbox.settings import OwnerSettings, SettingsStore
 from moodbox.sources import FrameSource, SourceError, open_source
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Stats:
-    """Exponential moving averages, as Frigate reports them."""
-
-    fps: float = 0.0
-    inference_ms: float = 0.0
-    processed: int = 0
-    _last_t: float | None = None
-
-    def update(self, result: FrameResult, alpha: float = 0.1) -> None:
-        now = time.monotonic()
-        if self._last_t is not None:
-            dt = now - self._last_t
-            if dt > 0:
-                self.fps = 1.0 / dt if self.processed < 2 else (1 - alpha) * self.fps + alpha / dt
-        self._last_t = now
-        ms = result.timings_ms.get("classify", 0.0) / max(1, len(result.faces)) if result.faces else None
-        if ms is not None:
-            self.inference_ms = ms if self.inference_ms == 0 else (1 - alpha) * self.inference_ms + alpha * ms
-        self.processed += 1
-
-    def idle(self) -> None:
-        self.fps = 0.0
-        self._last_t = None
 
 
 class Daemon:
@@ -60,11 +38,23 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.pipeline = VisionPipeline(cfg, classifier)
         state_dir = cfg.music.state_dir or default_state_dir()
+        moods = cfg.music.moods()
+        self.settings = SettingsStore(state_dir, OwnerSettings(auto_dj=cfg.music.auto_dj), moods)
+        saved = self.settings.get()
         self.player = MpdPlayer(cfg.music, FeedbackStore(state_dir / "feedback.json"))
-        self.bridge = MqttBridge(cfg.mqtt, self, cfg.music.moods(), cfg.music.max_volume, snapshot=self.snapshot) if cfg.mqtt.enabled else None
+        self._restore(saved)
+        self.shaper = StateShaper(ShaperSettings(
+            cfg.mqtt.confidence_step, cfg.mqtt.confidence_interval_s, cfg.mqtt.diagnostics_interval_s, cfg.smoothing.no_face_s))
+        self.bridge = MqttBridge(
+            cfg.mqtt, self, moods, cfg.music.max_volume, snapshot=self.snapshot, emotions=list(self.pipeline.classifier.labels),
+            clear_legacy=not saved.legacy_discovery_cleared,
+            on_legacy_cleared=lambda: self.settings.update(legacy_discovery_cleared=True),
+        ) if cfg.mqtt.enabled else None
         self.stats = Stats()
         self._stop = threading.Event()
         self._privacy = threading.Event()
+        if saved.privacy:
+            self._privacy.set()
         self._privacy_changed = threading.Event()
         self._lock = threading.Lock()
         self._last: FrameResult | None = None
@@ -73,55 +63,73 @@ class Daemon:
         self._ready = False
         self._last_status_line = ""
 
-    # --- Commands (from MQTT; any thread) ---
+    def _restore(self, saved: OwnerSettings) -> None:
+        """The owner's settings onto the player before it starts (its setters only record intent)."""
+        self.player.set_auto_dj(saved.auto_dj)
+        self.player.set_override(saved.mood)
+        self.player.set_music(saved.music)
+        if saved.volume is not None:
+            self.player.set_volume(saved.volume)
+        log.info("owner settings: privacy %s, auto-DJ %s, mood %s, music %s, volume %s", "ON" if saved.privacy else "OFF",
+                 "ON" if saved.auto_dj else "OFF", saved.mood or "auto", "ON" if saved.music else "OFF",
+                 "as MPD has it" if saved.volume is None else saved.volume)
+
+    # --- Commands (from MQTT; any thread); each is saved before it is acted on ---
 
     def set_auto_dj(self, on: bool) -> None:
+        self.settings.update(auto_dj=on)
         self.player.set_auto_dj(on)
         self._publish()
 
     def set_privacy(self, on: bool) -> None:
+        self.settings.update(privacy=on)
         if on == self._privacy.is_set():
             return
         (self._privacy.set if on else self._privacy.clear)()
+        if on:
+            self.shaper.clear()
         self._privacy_changed.set()
         log.info("privacy %s: camera %s", "ON" if on else "OFF", "closed" if on else "reopened")
+        self._publish()
 
     def set_mood(self, mood: str | None) -> None:
+        self.settings.update(mood=mood)
         self.player.set_override(mood)
         self._publish()
+
+    def set_music(self, on: bool) -> None:
+        self.settings.update(music=on)
+        self.player.set_music(on)
 
     def skip(self) -> None:
         self.player.skip()
 
     def set_volume(self, percent: int) -> None:
+        self.settings.update(volume=max(0, min(int(percent), self.cfg.music.max_volume)))
         self.player.set_volume(percent)
 
     # --- state ---
 
     def snapshot(self) -> dict[str, Any]:
+        """The state JSON of DESIGN §5: None wherever nothing was measured."""
         with self._lock:
-            last = self._last
             source_status = self._source_status
         privacy = self._privacy.is_set()
         p = self.player.state()
-        sm = last.smoothed if last is not None and not privacy else None
-        override = self.player.override
         status = "privacy" if privacy else source_status
         if p.error:
             status = f"{status}; {p.error}"
+        vision = self.shaper.vision() if not privacy else {"emotion": None, "confidence": None, "scores": {}, "face": None, "faces": None}
         return {
-            "emotion": sm.emotion if sm else None,
-            "confidence": round(sm.confidence, 3) if sm else 0.0,
-            "scores": {k: round(v, 3) for k, v in sm.scores.items()} if sm else {},
-            "face": bool(sm.face) if sm else False,
+            **vision,
             "mood": p.mood,
-            "mood_select": override or "auto",
+            "mood_select": self.player.override or "auto",
             "playlist": p.source,
             "song": p.song,
+            "music": p.music,
             "auto_dj": "ON" if p.auto_dj else "OFF",
             "privacy": "ON" if privacy else "OFF",
-            "fps": round(self.stats.fps, 1),
-            "inference_ms": round(self.stats.inference_ms, 2),
+            **self.shaper.diagnostics(None if privacy else self.stats.fps, None if privacy else self.stats.inference_ms),
             "volume": p.volume,
             "status": status,
             "ts": int(time.time()),
@@ -179,7 +187,7 @@ class Daemon:
     def _status_line(self) -> None:
         s = self.snapshot()
         line = (
-            f"{s['status']}; emotion {s['emotion'] or '-'}, mood {s['mood'] or '-'}, {s['fps']:.1f} fps, "
+            f"{s['status']}; emotion {s['emotion'] or '-'}, mood {s['mood'] or '-'}, {s['fps'] or 0:.1f} fps, "
             f"MQTT {'up' if self.bridge and self.bridge.connected.is_set() else 'down' if self.bridge else 'off'}, "
             f"MPD {'up' if self.player.state().connected else 'down'}"
         )
@@ -217,6 +225,7 @@ class Daemon:
             if self._privacy.is_set():
                 self.pipeline.reset()
                 self.stats.idle()
+                self.shaper.clear()
                 with self._lock:
                     self._last = None
                 self._set_source_status("privacy")
@@ -234,6 +243,7 @@ class Daemon:
             ended = self._consume(source)
             source.close()
             self.stats.idle()
+            self.shaper.clear()
             if ended and not self._stop.is_set():
                 log.warning("source %s ended; reopening in %.0f s", source.name, delay)
                 self._set_source_status(f"source ended; reopening in {delay:.0f} s")
@@ -255,6 +265,7 @@ class Daemon:
             self._alive()
             result = self.pipeline.process(frame)
             self.stats.update(result)
+            self.shaper.observe(result.smoothed, len(result.faces))
             with self._lock:
                 self._last = result
             emotion = result.smoothed.emotion

@@ -156,8 +156,9 @@ def _watch_state(port: int, topic: str, stop: threading.Event) -> None:
         if view != last:
             last.clear()
             last.update(view)
+            conf = s.get("confidence")  # null while nobody is in view (never a made-up 0)
             print(
-                f"[mqtt] state: emotion={s.get('emotion')} ({s.get('confidence', 0):.0%}) mood={s.get('mood')} "
+                f"[mqtt] state: emotion={s.get('emotion')} ({'-' if conf is None else format(conf, '.0%')}) mood={s.get('mood')} "
                 f"song={view['song']!r} from {s.get('playlist')} | fps={s.get('fps')} "
                 f"inference={s.get('inference_ms')} ms | {s.get('status')}",
                 flush=True,

@@ -1,9 +1,10 @@
-"""MPD control (python-mpd2): the mood's music in MPD's queue, kept filled, across MPD restarts.
+"""MPD control: the mood's music in MPD's queue, kept filled, across MPD restarts.
 
 One thread owns the MPD connection. Everything else talks to it through thread-safe calls that never
-block on MPD: the *intended* state (auto-DJ, mood override, the stable emotion) is plain state and is
-re-applied after every reconnect; one-off actions (skip, pause, volume) wait in a queue while MPD is
-down and are applied when it returns, or dropped with a warning if they have grown stale.
+block on MPD: the *intended* state (auto-DJ, the owner's mood choice, music on/off, volume, the stable
+emotion) is plain state, applied on change and again after every reconnect; a skip waits in a queue
+while MPD is down and is applied when it returns (or dropped once stale). Which tracks to queue is the
+DJ's job (``dj.py``); this module only moves them into MPD and keeps the queue the DJ's.
 """
 
 from __future__ import annotations
@@ -19,43 +20,36 @@ from typing import Any
 import mpd
 
 from moodbox.config import MusicConfig
+from moodbox.dj import DJ
 from moodbox.feedback import FeedbackStore
-from moodbox.mood import MoodPlan, MoodPolicy, MoodState, Preferences, Track, choose
+from moodbox.mood import MoodPlan, MoodPolicy, MoodState
+from moodbox.mpdlink import CONNECTION_ERRORS, PasswordError, Refusals, close, connect, query_expression, where
+from moodbox.mpdqueue import MoodQueue
+
+__all__ = ["MpdPlayer", "PlayerState", "PasswordError", "query_expression"]
 
 log = logging.getLogger(__name__)
 
-ACTION_MAX_AGE_S = 60.0  # a skip or pause older than this is not applied after an outage
-_CONNECTION_ERRORS = (mpd.ConnectionError, mpd.ProtocolError, OSError, EOFError)
-
-
-class PasswordError(RuntimeError):
-    pass
+ACTION_MAX_AGE_S = 60.0  # a skip older than this is not applied after an outage
+RECONNECT_MAX_S = 1.0  # longest wait between attempts: MPD back means the box's music under control within ~1 s
+_MUSIC = {"play": "PLAYING", "pause": "PAUSED", "stop": "STOPPED"}
 
 
 @dataclass(frozen=True)
 class PlayerState:
     connected: bool = False
     auto_dj: bool = True
-    mood: str | None = None  # the mood of the song playing (or about to)
+    mood: str | None = None  # the mood of the song playing; None when nobody knows (not ours, MPD down)
     source: str | None = None  # where that mood's music came from
     override: bool = False
     state: str = "unknown"  # play | pause | stop | unknown
+    music: str | None = None  # PLAYING | PAUSED | STOPPED as MPD reports it; None while not known
     song: dict[str, str] | None = None  # artist, title, file
-    volume: int | None = None
+    volume: int | None = None  # None until MPD reported it (never a made-up 0)
     error: str | None = None
 
     def mood_state(self) -> MoodState:
         return MoodState(self.mood, self.source, self.override)
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def query_expression(query: dict[str, str]) -> str:
-    """MPD filter syntax: every tag must match its regular expression (case-insensitive)."""
-    parts = [f"({tag} =~ {_quote('(?i)' + rx)})" for tag, rx in query.items()]
-    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
 class MpdPlayer:
@@ -67,13 +61,11 @@ class MpdPlayer:
         poll_s: float = 0.25,
     ) -> None:
         self.cfg = cfg
-        self.where = f"{cfg.mpd.host}:{cfg.mpd.port}"
+        self.where = where(cfg.mpd)
         self.policy = MoodPolicy(cfg.strategy, cfg.strategies, cfg.fallback_mood)
-        p = cfg.preferences
-        self.prefs = Preferences(tuple(p.prefer_artists), tuple(p.exclude_artists), tuple(p.prefer_genres),
-                                 tuple(p.exclude_genres), p.language, p.language_tag)
         self.feedback = feedback
-        self.rng = rng or random.Random()
+        self.dj = DJ(cfg, feedback, rng, where=f"MPD at {self.where}")
+        self.queue = MoodQueue(cfg, self.dj)  # the player thread's alone
         self.poll_s = poll_s
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -84,14 +76,16 @@ class MpdPlayer:
         self._auto_dj = cfg.auto_dj
         self._emotion: str | None = None
         self._override: str | None = None
-        self._actions: deque[tuple[float, str, Any]] = deque()
-        # applied state (player thread only)
-        self._applied: MoodPlan | None = None
-        self._song_moods: dict[str, tuple[str, str]] = {}  # MPD song id -> (mood, source)
-        self._warned: set[str] = set()
+        self._music: bool | None = None  # the owner's play/pause; None: leave MPD's as it is
+        self._volume: int | None = None  # the owner's volume; applied once MPD is connected
+        self._pending: set[str] = set()  # intended settings to (re)apply: "music", "volume"
+        self._actions: deque[tuple[float, str]] = deque()
+        self._ever_connected = False
+        self._refusals = Refusals(self.where)
+        self._fault: str | None = None  # the unexpected error last logged (logged once while it repeats)
         self._state = PlayerState(auto_dj=self._auto_dj)
 
-    # --- the interface for the daemon and MQTT (thread-safe, non-blocking) -------------------------------
+    # --- the interface for the daemon and MQTT (thread-safe, non-blocking; all work before start()) ---
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mpd-player", daemon=True)
@@ -113,7 +107,7 @@ class MpdPlayer:
         self._wake.set()
 
     def set_override(self, mood: str | None) -> None:
-        """A mood chosen by the owner, or None to follow the emotion again."""
+        """A mood chosen by the owner (played at once), or None to follow the emotion again (no cut)."""
         if mood is not None and mood not in self.cfg.moods():
             raise ValueError(f"unknown mood {mood!r}; known: {', '.join(self.cfg.moods())}")
         with self._lock:
@@ -126,17 +120,34 @@ class MpdPlayer:
             self._state = replace(self._state, auto_dj=on)
         self._wake.set()
 
-    def skip(self) -> None:
-        self._action("skip")
+    def set_music(self, on: bool) -> None:
+        """The owner's play (ON) or pause (OFF): intended state, applied now and again after every
+        reconnect; auto-DJ never starts playback while it is OFF."""
+        with self._lock:
+            self._music = bool(on)
+            self._pending.add("music")
+        self._wake.set()
 
     def pause(self) -> None:
-        self._action("pause")
+        self.set_music(False)
 
     def resume(self) -> None:
-        self._action("resume")
+        self.set_music(True)
 
     def set_volume(self, percent: int) -> None:
-        self._action("volume", max(0, min(int(percent), self.cfg.max_volume)))
+        """The owner's volume (capped at music.max_volume), applied once MPD is connected."""
+        with self._lock:
+            self._volume = max(0, min(int(percent), self.cfg.max_volume))
+            self._pending.add("volume")
+        self._wake.set()
+
+    def skip(self) -> None:
+        with self._lock:
+            self._actions.append((time.monotonic(), "skip"))
+            lost = self._ever_connected and not self._state.connected
+        if lost:
+            log.warning("MPD at %s is unreachable; the skip will be applied when it returns", self.where)
+        self._wake.set()
 
     def state(self) -> PlayerState:
         with self._lock:
@@ -152,15 +163,7 @@ class MpdPlayer:
     def moods(self) -> list[str]:
         return self.cfg.moods()
 
-    def _action(self, name: str, arg: Any = None) -> None:
-        with self._lock:
-            self._actions.append((time.monotonic(), name, arg))
-            connected = self._state.connected
-        if not connected:
-            log.warning("MPD at %s is unreachable; %s will be applied when it returns", self.where, name)
-        self._wake.set()
-
-    # --- the player thread ------------------------------------------------------------------------------
+    # --- the player thread: connection ------------------------------------------------------------------
 
     def _set(self, **kw: Any) -> None:
         with self._lock:
@@ -174,79 +177,69 @@ class MpdPlayer:
                     self._connect()
                     delay = 0.25
                 except PasswordError as exc:
+                    if self._state.error != str(exc):
+                        log.error("%s", exc)
                     self._set(connected=False, error=str(exc))
-                    log.error("%s", exc)
                     self._stop.wait(10.0)
                     continue
-                except _CONNECTION_ERRORS as exc:
+                except (*CONNECTION_ERRORS, mpd.CommandError) as exc:
                     msg = f"MPD at {self.where} is unreachable: {exc or type(exc).__name__}"
                     if self._state.error != msg:
                         log.warning("%s; retrying", msg)
                     self._set(connected=False, error=msg)
                     self._stop.wait(delay)
-                    delay = min(delay * 2, 2.0)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
                     continue
             try:
                 self._actions_due()
                 self._tick()
-            except _CONNECTION_ERRORS as exc:
+                self._refusals.clear()
+            except CONNECTION_ERRORS as exc:
                 log.warning("lost MPD at %s: %s; reconnecting", self.where, exc or type(exc).__name__)
                 self._drop()
                 continue
             except mpd.CommandError as exc:
-                log.warning("MPD at %s refused a command: %s", self.where, exc)
+                self._refusals.refused(exc)
+            except Exception as exc:  # a bug or an answer MPD never gave before: keep the box alive
+                if repr(exc) != self._fault:
+                    self._fault = repr(exc)
+                    log.exception("player error with MPD at %s; reconnecting", self.where)
+                self._drop()
+                self._set(error=f"player error: {exc}")
+                self._stop.wait(RECONNECT_MAX_S)
+                continue
+            self._fault = None
             self._wake.wait(self.poll_s)
             self._wake.clear()
         self._drop()
 
     def _connect(self) -> None:
-        c = mpd.MPDClient()
-        c.timeout = self.cfg.mpd.timeout_s
-        c.idletimeout = None
-        c.connect(self.cfg.mpd.host, self.cfg.mpd.port)
+        c = connect(self.cfg.mpd)
         try:
-            if self.cfg.mpd.password:
-                try:
-                    c.password(self.cfg.mpd.password)
-                except mpd.CommandError as exc:
-                    raise PasswordError(
-                        f"MPD at {self.where} rejected the password (music.mpd.password / MOODBOX_MPD_PASSWORD): {exc}"
-                    ) from None
-            try:
-                c.status()
-            except mpd.CommandError as exc:
-                if "permission" in str(exc):
-                    raise PasswordError(
-                        f"MPD at {self.where} requires a password: set music.mpd.password or MOODBOX_MPD_PASSWORD"
-                    ) from None
-                raise
             if self.cfg.crossfade_s:
-                c.crossfade(self.cfg.crossfade_s)
+                try:
+                    c.crossfade(self.cfg.crossfade_s)
+                except mpd.CommandError as exc:  # not worth going without music for
+                    log.warning("MPD at %s refused crossfade %d s: %s", self.where, self.cfg.crossfade_s, exc)
+            self.queue.connected(c, again=self._ever_connected)
         except BaseException:
-            self._close(c)
+            close(c)
             raise
         self._client = c
-        self._applied = None  # song ids are gone after an MPD restart: apply the intended mood again
-        self._song_moods.clear()
+        with self._lock:
+            self._ever_connected = True
+            self._pending.update(("music", "volume"))
         log.info("connected to MPD %s at %s", getattr(c, "mpd_version", "?"), self.where)
         self._set(connected=True, error=None)
 
-    @staticmethod
-    def _close(c: mpd.MPDClient) -> None:
-        try:
-            c.close()
-        except Exception:  # already gone
-            pass
-        try:
-            c.disconnect()
-        except Exception:
-            pass
-
     def _drop(self) -> None:
         if self._client is not None:
-            self._close(self._client)
+            close(self._client)
         self._client = None
-        self._set(connected=False)
+        # nothing is known about an MPD we cannot reach
+        self._set(connected=False, state="unknown", music=None, volume=None, song=None, mood=None, source=None)
+
+    # --- the player thread: the owner's commands ------------------------------------------------------
 
     def _actions_due(self) -> None:
         c = self._client
@@ -255,31 +248,70 @@ class MpdPlayer:
             with self._lock:
                 if not self._actions:
                     return
-                t, name, arg = self._actions[0]
+                t, name = self._actions[0]
             if time.monotonic() - t > ACTION_MAX_AGE_S:
                 log.warning("dropped '%s': MPD was unreachable for more than %.0f s", name, ACTION_MAX_AGE_S)
-            elif name == "skip":
-                self._skip(c)
-            elif name == "pause":
-                c.pause(1)
-            elif name == "resume":
-                c.play() if c.status().get("state") == "stop" else c.pause(0)
-            elif name == "volume":
-                c.setvol(arg)
+            else:
+                try:
+                    self._skip(c)
+                except mpd.CommandError as exc:
+                    # refused, not lost: retrying would only be refused again and hold up what follows
+                    log.warning("MPD at %s refused %s (%s); dropped", self.where, name, exc)
             with self._lock:
-                self._actions.popleft()  # only once applied: a connection error keeps it queued
+                self._actions.popleft()  # only once applied or refused: a connection error keeps it queued
 
     def _skip(self, c: mpd.MPDClient) -> None:
         status = c.status()
-        song_id = status.get("songid")
-        if song_id in self._song_moods and self.feedback is not None:
+        known = self.queue.known(status.get("songid"))
+        if known is not None and self.feedback is not None:
             elapsed = float(status.get("elapsed", 0.0))
             if elapsed <= self.cfg.skip_feedback_s:
-                mood = self._song_moods[song_id][0]
-                file = c.currentsong().get("file", "")
-                n = self.feedback.record_skip(mood, file)
-                log.info("skip after %.0f s: %s now skipped %d time(s) for mood %s", elapsed, file, n, mood)
-        c.next()
+                n = self.feedback.record_skip(known.mood, known.track.file)
+                log.info("skip after %.0f s: %s now skipped %d time(s) for mood %s", elapsed, known.track.file, n, known.mood)
+        pos, length = int(status.get("song", -1)), int(status.get("playlistlength", 0))
+        if status.get("state") == "pause" and 0 <= pos < length - 1:
+            c.seek(pos + 1, 0)  # next would start playing: music the owner switched OFF stays paused
+        else:
+            c.next()
+
+    def _volume_due(self, c: mpd.MPDClient) -> None:
+        """The owner's volume, once after each change and after each (re)connect."""
+        with self._lock:
+            due, volume = "volume" in self._pending, self._volume
+            self._pending.discard("volume")
+        if due and volume is not None:
+            c.setvol(volume)
+
+    def _music_due(self, c: mpd.MPDClient, before_queue: bool) -> bool:
+        """The owner's music on/off, once after each change and after each (re)connect. A pause acts
+        before the queue is touched (no note of a new track), a resume after it (the mood's track).
+        True if MPD may have changed."""
+        with self._lock:
+            if "music" not in self._pending or (before_queue and self._music is not False):
+                return False
+            self._pending.discard("music")
+            music, auto_dj = self._music, self._auto_dj
+        if music is None and not auto_dj:
+            return False  # nobody asked for anything: MPD's own state is the owner's
+        status = c.status()
+        state = status.get("state")
+        if music is False:
+            if state == "play":
+                c.pause(1)
+        elif state == "pause":
+            # MPD comes back paused after a power cut (the role's restore_paused): the box resumes it
+            # unless the owner switched the music OFF; a stopped MPD is started by the queue keeper
+            c.pause(0)
+        elif music and state == "stop" and int(status.get("playlistlength", 0)) > 0:
+            c.play()
+        return True
+
+    def _may_play(self) -> bool:
+        """Auto-DJ starts playback only while the owner has not switched the music OFF."""
+        with self._lock:
+            return self._music is not False
+
+    # --- the player thread: the queue -----------------------------------------------------------------
 
     def _intended(self) -> MoodPlan | None:
         with self._lock:
@@ -292,128 +324,29 @@ class MpdPlayer:
     def _tick(self) -> None:
         c = self._client
         assert c is not None
+        self._volume_due(c)
+        self._music_due(c, before_queue=True)
         status = c.status()
         plan = self._intended()
         if plan is None:
-            self._applied = None  # auto-DJ off: the owner's queue; switching it on again takes over afresh
-        elif plan != self._applied:
-            self._apply(c, plan, status)
+            self.queue.release()
+        elif self.queue.keep(c, plan, status, self._may_play()):
             status = c.status()
-        else:
-            self._refill(c, status)
+        if self._music_due(c, before_queue=False):
             status = c.status()
+        self._report(c, plan, status)
+
+    def _report(self, c: mpd.MPDClient, plan: MoodPlan | None, status: dict[str, str]) -> None:
         song_id = status.get("songid")
-        mood, source = self._song_moods.get(song_id, (None, None)) if song_id else (None, None)
-        if mood is None and plan is not None and self._applied is not None:
-            mood, source = plan.mood, None
+        known = self.queue.known(song_id)  # a song the DJ did not queue has no known mood
         song = None
         if song_id:
             cur = c.currentsong()
             song = {"artist": str(cur.get("artist", "")), "title": str(cur.get("title", "")), "file": str(cur.get("file", ""))}
         vol = status.get("volume")
+        state = status.get("state", "unknown")
         self._set(
-            connected=True, state=status.get("state", "unknown"), song=song, mood=mood, source=source,
-            override=bool(plan and plan.override), volume=int(vol) if vol not in (None, "-1") else None, error=None,
+            connected=True, state=state, music=_MUSIC.get(state), song=song, mood=known.mood if known else None,
+            source=known.source if known else None, override=bool(plan and plan.override),
+            volume=int(vol) if vol not in (None, "-1") else None, error=None,
         )
-
-    # --- queue building ---
-
-    def _warn_once(self, key: str, msg: str, *args: Any) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(msg, *args)
-
-    def _candidates(self, c: mpd.MPDClient, mood: str) -> tuple[list[Track], str]:
-        """The mood's tracks from its first usable choice: playlist, then tag query."""
-        if mood in self.cfg.playlists:
-            name = self.cfg.playlists[mood]
-            try:
-                tracks = [Track.from_mpd(i) for i in c.listplaylistinfo(name) if "file" in i]
-            except mpd.CommandError as exc:
-                self._warn_once(f"pl:{mood}", "mood %s: playlist %r cannot be used (%s); trying its tag query", mood, name, exc)
-                tracks = []
-            if tracks:
-                return tracks, f"playlist {name}"
-            self._warn_once(f"ple:{mood}", "mood %s: playlist %r is missing or empty; trying its tag query", mood, name)
-        if mood in self.cfg.queries:
-            q = self.cfg.queries[mood]
-            tracks = [Track.from_mpd(i) for i in c.find(query_expression(q)) if "file" in i]
-            label = "query " + ", ".join(f"{k}={v}" for k, v in q.items())
-            if tracks:
-                return tracks, label
-            self._warn_once(f"q:{mood}", "mood %s: no track matches %s", mood, label)
-        return [], ""
-
-    def _pick(self, c: mpd.MPDClient, mood: str, count: int, avoid: list[str]) -> tuple[list[Track], str, str]:
-        """(tracks, the mood they really are, source); falls back to the fallback mood, then the library."""
-        skips = self.feedback.skips(mood) if self.feedback else {}
-        tracks, source = self._candidates(c, mood)
-        picked = choose(tracks, count, self.prefs, skips, self.rng, avoid) if tracks else []
-        if picked:
-            return picked, mood, source
-        if tracks:
-            self._warn_once(f"pref:{mood}", "mood %s: every track of %s is excluded by music.preferences", mood, source)
-        fb = self.cfg.fallback_mood
-        if mood != fb:
-            self._warn_once(f"fb:{mood}", "mood %s has nothing to play; playing the fallback mood %s instead", mood, fb)
-            picked, _, fb_source = self._pick(c, fb, count, avoid)
-            return picked, mood, f"fallback {fb}: {fb_source}"
-        library = [Track.from_mpd(i) for i in c.listallinfo() if "file" in i]
-        picked = choose(library, count, self.prefs, skips, self.rng, avoid)
-        if picked:
-            self._warn_once("lib", "the fallback mood %s has nothing to play either; playing from the whole library", fb)
-            return picked, mood, "whole library"
-        self._warn_once("empty", "MPD's library at %s has nothing playable: the music stops", self.where)
-        return [], mood, ""
-
-    def _queue(self, c: mpd.MPDClient, plan: MoodPlan, total: int, stage_start: int = 0) -> int:
-        added = 0
-        recent: list[str] = []
-        stages = plan.stages[stage_start:] or plan.stages[-1:]
-        for i, mood in enumerate(stages):
-            last = i == len(stages) - 1
-            n = max(1, total - added) if last else min(self.cfg.stage_tracks, total)
-            tracks, real_mood, source = self._pick(c, mood, n, recent)
-            for t in tracks:
-                song_id = c.addid(t.file)
-                self._song_moods[str(song_id)] = (real_mood, source)
-                recent.append(t.file)
-                added += 1
-        return added
-
-    def _apply(self, c: mpd.MPDClient, plan: MoodPlan, status: dict[str, str]) -> None:
-        playing = status.get("state") in ("play", "pause") and "song" in status
-        log.info(
-            "music: %s%s (%s)", " then ".join(plan.stages), " [override]" if plan.override else "",
-            f"emotion {plan.emotion}" if plan.emotion else "no emotion yet" if not plan.override else "owner's choice",
-        )
-        if playing:
-            pos, length = int(status["song"]), int(status.get("playlistlength", 0))
-            if pos + 1 < length:
-                c.delete((pos + 1, length))
-            if pos > 0:
-                c.delete((0, pos))  # played tracks: keep the queue short and ours
-            self._queue(c, plan, self.cfg.queue_length)
-            if self.cfg.change == "immediate":
-                c.next()
-            elif status.get("state") == "pause":
-                pass  # the owner paused: the new mood waits behind the current track
-        else:
-            c.clear()
-            self._song_moods.clear()
-            if self._queue(c, plan, self.cfg.queue_length):
-                c.play(0)
-        self._applied = plan
-
-    def _refill(self, c: mpd.MPDClient, status: dict[str, str]) -> None:
-        """Music never runs out while auto-DJ is on: top up with the plan's last stage."""
-        assert self._applied is not None
-        length = int(status.get("playlistlength", 0))
-        pos = int(status["song"]) if "song" in status else length
-        remaining = length - pos - 1
-        if remaining < max(1, self.cfg.queue_length // 3):
-            plan = self._applied
-            self._queue(c, MoodPlan(plan.emotion, plan.stages[-1:], plan.override), self.cfg.queue_length - max(remaining, 0))
-        if status.get("state") == "stop" and "song" not in status:
-            # the queue ran out (not stopped by someone mid-track): go on with what was just added
-            c.play(min(pos, int(c.status().get("playlistlength", 1)) - 1))
