@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from moodbox import config
+from moodbox import config, configfile
 from moodbox.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_documented_default_file_equals_the_code():
     shipped = (ROOT / "config" / "moodbox.yaml").read_text()
     assert shipped == config.default_yaml(), "regenerate with: python -m moodbox.config > config/moodbox.yaml"
-    assert config.load(ROOT / "config" / "moodbox.yaml", env={}) == config.Config()
+    assert configfile.load(ROOT / "config" / "moodbox.yaml", env={}) == config.Config()
 
 
 def test_every_field_is_documented():
@@ -32,8 +32,8 @@ def test_every_field_is_documented():
 def _errors(tmp_path: Path, text: str) -> list[str]:
     f = tmp_path / "c.yaml"
     f.write_text(text)
-    with pytest.raises(config.ConfigError) as exc:
-        config.load(f, env={})
+    with pytest.raises(configfile.ConfigError) as exc:
+        configfile.load(f, env={})
     return exc.value.errors
 
 
@@ -75,27 +75,27 @@ def test_yaml_syntax_error_has_line(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(config.ConfigError) as exc:
-        config.load(tmp_path / "nope.yaml")
+    with pytest.raises(configfile.ConfigError) as exc:
+        configfile.load(tmp_path / "nope.yaml")
     assert "file not found" in str(exc.value) and "nope.yaml" in str(exc.value)
 
 
 def test_empty_file_is_defaults(tmp_path):
     f = tmp_path / "empty.yaml"
     f.write_text("")
-    assert config.load(f, env={}) == config.Config()
+    assert configfile.load(f, env={}) == config.Config()
 
 
 def test_secrets_from_environment_and_credentials(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("mqtt: {username: box}\n")
-    cfg = config.load(f, env={"MOODBOX_MQTT_PASSWORD": "s3cret"})
+    cfg = configfile.load(f, env={"MOODBOX_MQTT_PASSWORD": "s3cret"})
     assert cfg.mqtt.password == "s3cret"
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "mqtt_password").write_text("fromfile\n")
     (creds / "mpd_password").write_text("mpdpw\n")
-    cfg = config.load(f, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    cfg = configfile.load(f, env={"CREDENTIALS_DIRECTORY": str(creds)})
     assert cfg.mqtt.password == "fromfile" and cfg.music.mpd.password == "mpdpw"
 
 
@@ -121,7 +121,7 @@ def test_check_config_as_a_process_prints_no_traceback(tmp_path):
 def test_mood_maps_merge_over_defaults(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("music:\n  playlists: {happy: my_happy, calm: null}\n  queries: {calm: {artist: Enya}}\n  strategies: {uplift: {sad: [calm]}}\n")
-    m = config.load(f, env={}).music
+    m = configfile.load(f, env={}).music
     assert m.playlists["happy"] == "my_happy" and m.playlists["sad"] == "mood_sad" and "calm" not in m.playlists
     assert m.queries["calm"] == {"artist": "Enya"} and m.queries["happy"]["genre"].startswith("Pop")
     assert m.strategies["uplift"]["sad"] == ["calm"] and m.strategies["uplift"]["angry"] == ["calm"]
