@@ -14,6 +14,8 @@ from moodbox.sources.base import Frame
 
 log = logging.getLogger(__name__)
 
+SUMMARY_S = 600.0  # while a camera stays away, how often the log says so again
+
 
 class Camera(Protocol):
     """The narrow interface a live camera driver offers the capture thread."""
@@ -49,6 +51,9 @@ class LiveSource:
         self._thread: threading.Thread | None = None
         self._beat = time.monotonic()
         self.status = "starting"
+        self._down_since: float | None = None
+        self._last_summary = 0.0
+        self._attempts = 0
 
     def _set_status(self, status: str) -> None:
         if status != self.status:
@@ -74,26 +79,26 @@ class LiveSource:
             try:
                 cam = self._opener()
             except Exception as exc:  # drivers raise anything: keep trying, say why
-                log.warning("camera %s cannot be opened: %s; retrying in %.0f s", self.name, exc, delay)
+                self._failed(f"cannot be opened: {exc}", delay)
                 self._set_status(f"camera unavailable: {exc}")
                 self._wait(delay)
                 delay = min(delay * 2, self.retry_max_s)
                 continue
-            log.info("camera %s opened", self.name)
-            self._set_status("ok")
             try:
                 while not self._stop.is_set():
                     img = cam.read()
                     if img is None:
                         raise RuntimeError("no frame delivered")
                     self._beat = time.monotonic()
+                    if self._down_since is not None or not self._seq:
+                        self._recovered()
                     with self._cond:
                         self._latest = (img, time.monotonic())
                         self._seq += 1
                         self._cond.notify_all()
                     delay = self.retry_s
             except Exception as exc:
-                log.warning("camera %s failed: %s; reopening in %.0f s", self.name, exc, delay)
+                self._failed(f"failed: {exc}", delay)
                 self._set_status(f"camera failed: {exc}")
             finally:
                 try:
@@ -102,6 +107,26 @@ class LiveSource:
                     log.debug("release failed", exc_info=True)
             self._wait(delay)
             delay = min(delay * 2, self.retry_max_s)
+
+    def _failed(self, why: str, delay: float) -> None:
+        """The first failure is a warning; while the camera stays away, one summary every SUMMARY_S."""
+        now = time.monotonic()
+        self._attempts += 1
+        if self._down_since is None:
+            self._down_since = self._last_summary = now
+            log.warning("camera %s %s; retrying (first in %.0f s, backing off to %.0f s)", self.name, why, delay, self.retry_max_s)
+        elif now - self._last_summary >= SUMMARY_S:
+            self._last_summary = now
+            log.warning("camera %s still unavailable after %.0f s and %d attempts: %s", self.name, now - self._down_since, self._attempts, why)
+
+    def _recovered(self) -> None:
+        if self._down_since is None:
+            log.info("camera %s delivering frames", self.name)
+        else:
+            log.info("camera %s back after %.0f s (%d attempts)", self.name, time.monotonic() - self._down_since, self._attempts)
+        self._down_since = None
+        self._attempts = 0
+        self._set_status("ok")
 
     def frames(self, tick_s: float | None = None) -> Iterator[Frame | None]:
         if self._thread is None:

@@ -40,10 +40,10 @@ def open_source(
         return LiveSource(re.sub(r"//[^@/]*@", "//***@", source), lambda: OpenCVCamera(source, width, height), **live)
     path = Path(source).expanduser()
     if path.is_dir():
-        return ImageFolderSource(path, fps=folder_fps, realtime=realtime, loop=loop)
+        return ImageFolderSource(path, fps=folder_fps, realtime=realtime, loop=loop, on_status=on_status)
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageFolderSource(path, fps=folder_fps, realtime=realtime, loop=loop)
+            return ImageFolderSource(path, fps=folder_fps, realtime=realtime, loop=loop, on_status=on_status)
         return VideoFileSource(path, realtime=realtime, loop=loop, drop_late=drop_late)
     raise SourceError(
         f"camera.source {source!r}: no such file or folder (expected picamera2, a V4L2 index, a video file, "

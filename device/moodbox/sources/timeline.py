@@ -27,3 +27,7 @@ class Pacer:
         if self._origin is None:
             self._origin = (now, t)
         return now - (self._origin[0] + (t - self._origin[1]))
+
+    def rebase(self, t: float) -> None:
+        """Make ``t`` due now: after a wait for frames, neither sleep for the gap nor race to catch up."""
+        self._origin = (time.monotonic(), t)
