@@ -101,7 +101,8 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
     if isinstance(exc, yaml.reader.ReaderError):
-        return f"{where}not valid YAML: character {exc.character!r} at byte {exc.position} is not allowed in a text file"
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return f"{where}not valid YAML: the character 0x{code:02x} at offset {exc.position} is not allowed in a text file"
     return f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}"
 
 
