@@ -124,3 +124,31 @@ def _cpu_s(pid: int) -> float:
 
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_daemon_runs_inside_the_unit_sandbox(box_factory, faces_folder):
+    """The unit's system-call filter, MemoryDenyWriteExecute and ProtectProc, imitated by tests/sandbox.py:
+    frames, MQTT, MPD, a reload and a clean stop all still work."""
+    import subprocess
+    import sys
+
+    from tests.test_provisioning import ROOT, _sandbox
+
+    cmd = _sandbox()
+    box = box_factory(faces_folder)
+    rec = Recorder(box.broker.port)
+    try:
+        with box.log.open("ab") as fh:
+            box.proc = subprocess.Popen([*cmd, sys.executable, "-m", "moodbox", "run", "--config", str(box.cfg_path)],
+                                        stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_for(lambda: _state(rec, "moodbox/boxtest").get("fps", 0) > 0, timeout=20, what="frames in the sandbox")
+        c = box.mpd_client()
+        wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
+        assert "XNNPACK delegate" in box.log.read_text()
+        box.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "restarted with the reloaded config" in box.log.read_text(), timeout=15, what="a reload")
+        box.proc.send_signal(signal.SIGTERM)
+        assert box.proc.wait(10) == 0
+        assert "Traceback" not in box.log.read_text()
+    finally:
+        rec.close()

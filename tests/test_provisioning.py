@@ -77,3 +77,56 @@ def test_converge_into_debian_chroot_twice():
     proc = subprocess.run([str(ROOT / "scripts" / "provision-test")], capture_output=True, text=True, timeout=3000)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "second run changed nothing" in proc.stdout
+
+
+# --- the unit's sandbox, imitated (tests/sandbox.py): what the hardening costs the box -----------------
+
+
+def _sandbox() -> list[str]:
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("systemd-analyze"):
+        pytest.skip("the sandbox imitation needs root, unshare and systemd-analyze")
+    import ctypes.util
+
+    if ctypes.util.find_library("seccomp") is None:
+        pytest.skip("libseccomp is not installed")
+    probe = subprocess.run([sys.executable, "-c", "import ctypes; import sys; sys.exit(ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0)"])
+    if probe.returncode != 0:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3) to imitate MemoryDenyWriteExecute")
+    return [sys.executable, str(ROOT / "tests" / "sandbox.py")]
+
+
+def test_unit_security_exposure_at_most_1_5(tmp_path):
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed")
+    path = tmp_path / "moodbox.service"
+    path.write_text((ROOT / "systemd" / "moodbox.service").read_text())
+    proc = subprocess.run([exe, "security", "--offline=true", str(path)], capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for moodbox.service: (\d+\.\d+)", proc.stdout + proc.stderr)
+    assert m, proc.stdout + proc.stderr
+    assert float(m.group(1)) <= 1.5, proc.stdout
+
+
+def test_unit_reloads_with_sighup():
+    unit = (ROOT / "systemd" / "moodbox.service").read_text()
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+
+
+def test_the_sandbox_imitation_is_not_a_no_op():
+    cmd = _sandbox()
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.mmap.restype = ctypes.c_void_p\n"
+            "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
+            "wx = libc.mmap(None, 4096, 7, 0x22, -1, 0)\n"
+            "try:\n    os.setpriority(os.PRIO_PROCESS, 0, 5); nice = 'allowed'\nexcept PermissionError:\n    nice = 'refused'\n"
+            "print(wx in (None, 2**64 - 1), nice)\n")
+    proc = subprocess.run([*cmd, sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["True", "refused"], proc.stdout + proc.stderr  # W+X memory and @resources refused
+
+
+def test_litert_with_xnnpack_works_inside_the_unit_sandbox(astronaut_png):
+    """MemoryDenyWriteExecute, the system-call filter and ProtectProc cost the model nothing."""
+    proc = subprocess.run([*_sandbox(), str(BIN / "moodbox"), "analyze", str(astronaut_png), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "XNNPACK delegate" in proc.stderr, "XNNPACK was not used: " + proc.stderr
+    assert '"emotion": "happy"' in proc.stdout
