@@ -99,7 +99,7 @@ class ImageFolderSource:
         self.name = str(path)
         self._single = not path.is_dir()
         self.files = self._scan()
-        if not self.files:
+        if not self.files and not (loop and path.is_dir()):  # a looping folder may start empty: it waits
             raise SourceError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
         self.fps = fps
         self.realtime = realtime
