@@ -152,3 +152,18 @@ def test_the_daemon_runs_inside_the_unit_sandbox(box_factory, faces_folder):
         assert "Traceback" not in box.log.read_text()
     finally:
         rec.close()
+
+
+def test_sigterm_during_a_reload_still_stops(box_factory, faces_folder):
+    """A stop right after a reload (systemctl reload && systemctl stop) must not be lost in the restart."""
+    box = box_factory(faces_folder)
+    rec = Recorder(box.broker.port)
+    try:
+        box.start()
+        wait_for(lambda: rec.last("moodbox/boxtest/availability") == b"online", timeout=15, what="online")
+        box.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "restarting the daemon's parts" in box.log.read_text(), timeout=10, what="the reload to begin")
+        box.proc.send_signal(signal.SIGTERM)
+        assert box.proc.wait(6) == 0
+    finally:
+        rec.close()

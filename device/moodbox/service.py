@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -58,6 +59,12 @@ class Service:
             signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, f: self._stop()),
             signal.SIGINT: signal.signal(signal.SIGINT, lambda s, f: self._stop()),
         }
+        # The daemon installs its own SIGTERM/SIGINT handlers while it runs; the wakeup fd still records
+        # every signal, so a stop that lands during a reload's restart ends the service instead.
+        seen, wake = socket.socketpair()
+        seen.setblocking(False)
+        wake.setblocking(False)
+        old_wakeup = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
         watcher = threading.Thread(target=self._watch, name="config-reload", daemon=True)
         watcher.start()
         code = 0
@@ -68,10 +75,13 @@ class Service:
                     self._daemon = daemon
                 if self._quit.is_set():
                     break
+                _signals(seen)  # forget what came before this daemon
                 code = daemon.run()
                 with self._lock:
                     self._daemon = None
                     new, self._next = self._next, None
+                    if _signals(seen) & {signal.SIGTERM, signal.SIGINT}:
+                        self._quit.set()
                 self.notifier.reloading = False
                 if new is None or self._quit.is_set():
                     break
@@ -83,6 +93,9 @@ class Service:
             self._hup.set()  # wake the watcher so it ends
             for s, h in old.items():
                 signal.signal(s, h)
+            signal.set_wakeup_fd(old_wakeup)
+            seen.close()
+            wake.close()
         return code
 
     def _stop(self) -> None:
@@ -110,4 +123,18 @@ class Service:
                     continue
                 self._next = new
                 self.notifier.reloading = True
+                log.info("config reloaded: restarting the daemon's parts")
                 self._daemon.stop()
+
+
+def _signals(sock: socket.socket) -> set[int]:
+    """The signal numbers the wakeup fd recorded since the last call."""
+    got: set[int] = set()
+    while True:
+        try:
+            data = sock.recv(256)
+        except BlockingIOError:
+            return got
+        if not data:
+            return got
+        got.update(data)
