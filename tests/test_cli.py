@@ -117,3 +117,17 @@ def test_bench_replays_a_clip_live_at_its_own_rate():
     assert clip_fps([Frame(image=img, t=i * 0.1, index=i) for i in range(20)]) == pytest.approx(10.0)
     assert clip_fps([Frame(image=img, t=i / 30, index=i) for i in range(20)]) == pytest.approx(30.0)
     assert clip_fps([Frame(image=img, t=0.0, index=0)]) == 30.0
+
+
+def test_every_command_refuses_what_check_config_refuses(tmp_path):
+    """Issue 15.4/15.5: one check for all. A missing CA file used to pass check-config and crash run with
+    an unnamed FileNotFoundError (exit 1: systemd restarted it every 5 s)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"mqtt: {{tls: {{enabled: true, ca_file: {tmp_path / 'ca.pem'}}}}}\n")
+    expect = f"mqtt.tls.ca_file: {tmp_path / 'ca.pem'}: file not found"
+    proc = moodbox("check-config", str(cfg))
+    assert proc.returncode == 2 and expect in proc.stderr
+    for cmd in (["run"], ["analyze", "x.png"], ["replay", "x"], ["bench"], ["discovery"]):
+        proc = moodbox(*cmd, "--config", str(cfg))
+        assert proc.returncode == 2, (cmd, proc.stderr)
+        assert expect in proc.stderr and "Traceback" not in proc.stderr, cmd

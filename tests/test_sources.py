@@ -150,3 +150,175 @@ def test_a_path_object_opens_like_its_string(hamilton_clip, tmp_path):
     assert isinstance(open_source(hamilton_clip, realtime=False), VideoFileSource)
     cv2.imwrite(str(tmp_path / "0.png"), np.zeros((20, 20, 3), np.uint8))
     assert isinstance(open_source(tmp_path, realtime=False), ImageFolderSource)
+
+
+def _consume(src, frames: list, stop: threading.Event, cpu: dict) -> None:
+    """The daemon's way of reading a source (tick_s=1.0), counting this thread's CPU time."""
+    t0 = time.thread_time()
+    for f in src.frames(tick_s=0.5):
+        if f is not None:
+            frames.append((time.monotonic(), f))
+        cpu["s"] = time.thread_time() - t0
+        if stop.is_set():
+            return
+
+
+def test_emptied_folder_waits_quietly_and_resumes(tmp_path, caplog):
+    """Issue 15.1: images moved away and back. It used to spin (88 % of a core, millions of log lines) and
+    advance the timeline per missing file, so after the refill the pacer waited for hours."""
+    folder, away = tmp_path / "imgs", tmp_path / "away"
+    folder.mkdir()
+    away.mkdir()
+    for i in range(20):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((20, 20, 3), i, np.uint8))
+    statuses: list[str] = []
+    src = ImageFolderSource(folder, fps=20, realtime=True, loop=True, on_status=statuses.append)
+    frames: list = []
+    stop, cpu = threading.Event(), {"s": 0.0}
+    th = threading.Thread(target=_consume, args=(src, frames, stop, cpu), daemon=True)
+    th.start()
+    wait_until = time.monotonic() + 5
+    while len(frames) < 10 and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    assert len(frames) >= 10
+    caplog.clear()
+    for f in folder.iterdir():
+        f.rename(away / f.name)
+    time.sleep(0.5)
+    cpu0, wall0, n_empty = cpu["s"], time.monotonic(), len(frames)
+    time.sleep(3.0)
+    cpu_empty, wall_empty = cpu["s"] - cpu0, time.monotonic() - wall0
+    assert len(frames) == n_empty, "frames while the folder was empty"
+    assert any(s.startswith("no images") for s in statuses), statuses
+    for f in away.iterdir():
+        f.rename(folder / f.name)
+    refilled = time.monotonic()
+    while len(frames) == n_empty and time.monotonic() - refilled < 10:
+        time.sleep(0.05)
+    back_after = time.monotonic() - refilled
+    time.sleep(0.5)
+    stop.set()
+    src.close()
+    th.join(3)
+    assert not th.is_alive()
+    assert len(frames) > n_empty and back_after <= 5.0, f"no frames {back_after:.1f} s after the refill"
+    assert cpu_empty < 0.05 * wall_empty, f"{cpu_empty:.2f} CPU s in {wall_empty:.1f} s while empty"
+    lines = [r for r in caplog.records if r.name.startswith("moodbox.sources")]
+    assert 1 <= len(lines) <= 5, [r.getMessage() for r in lines]
+    assert statuses[-1] == "ok"
+    ts = [f.t for _, f in frames]
+    assert all(b > a for a, b in zip(ts, ts[1:]))
+    gap = ts[n_empty] - ts[n_empty - 1]
+    assert 2.0 < gap < 10.0, f"the timeline should show the ~3.5 s without frames, not {gap:.1f} s"
+
+
+def test_folder_that_disappears_and_comes_back(tmp_path, caplog):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i}.png"), np.zeros((20, 20, 3), np.uint8))
+    statuses: list[str] = []
+    src = ImageFolderSource(folder, fps=20, realtime=True, loop=True, on_status=statuses.append)
+    frames: list = []
+    stop, cpu = threading.Event(), {"s": 0.0}
+    th = threading.Thread(target=_consume, args=(src, frames, stop, cpu), daemon=True)
+    th.start()
+    time.sleep(0.5)
+    folder.rename(tmp_path / "gone")
+    time.sleep(0.5)
+    n, cpu0, wall0 = len(frames), cpu["s"], time.monotonic()
+    time.sleep(2.0)
+    assert len(frames) == n and cpu["s"] - cpu0 < 0.05 * (time.monotonic() - wall0)
+    assert any("is gone" in s for s in statuses), statuses
+    (tmp_path / "gone").rename(folder)
+    t0 = time.monotonic()
+    while len(frames) == n and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    stop.set()
+    src.close()
+    th.join(3)
+    assert len(frames) > n and time.monotonic() - t0 <= 5.0
+    assert len([r for r in caplog.records if r.name.startswith("moodbox.sources")]) <= 5
+
+
+def test_folder_of_only_unreadable_images_does_not_spin(tmp_path):
+    """Fast replay (realtime off) of a loop whose every image is broken: nothing paces it but the wait."""
+    (tmp_path / "a.png").write_bytes(b"not an image")
+    src = ImageFolderSource(tmp_path, fps=20, realtime=False, loop=True)
+    frames: list = []
+    stop, cpu = threading.Event(), {"s": 0.0}
+    th = threading.Thread(target=_consume, args=(src, frames, stop, cpu), daemon=True)
+    th.start()
+    time.sleep(2.0)
+    stop.set()
+    src.close()
+    th.join(3)
+    assert frames == [] and cpu["s"] < 0.1, f"{cpu['s']:.2f} CPU s in 2 s"
+
+
+def test_vanished_camera_is_reported_quietly_and_reopened(caplog):
+    """A camera unplugged for a while: status says so, a few log lines, little CPU, frames again after."""
+    present = threading.Event()
+    present.set()
+
+    class Cam:
+        def read(self):
+            time.sleep(0.01)
+            return np.zeros((4, 4, 3), np.uint8) if present.is_set() else None
+
+        def release(self):
+            pass
+
+    def opener():
+        if not present.is_set():
+            raise RuntimeError("no such device")
+        return Cam()
+
+    statuses: list[str] = []
+    src = LiveSource("cam", opener, fps=20, retry_s=0.1, retry_max_s=0.4, on_status=statuses.append)
+    frames: list = []
+    stop, cpu = threading.Event(), {"s": 0.0}
+    th = threading.Thread(target=_consume, args=(src, frames, stop, cpu), daemon=True)
+    th.start()
+    time.sleep(0.5)
+    present.clear()
+    time.sleep(0.5)
+    n = len(frames)
+    cpu_proc0, wall0 = time.process_time(), time.monotonic()
+    time.sleep(3.0)
+    cpu_used = time.process_time() - cpu_proc0
+    assert len(frames) == n and cpu_used < 0.05 * (time.monotonic() - wall0)
+    assert statuses[-1] != "ok" and "no such device" in statuses[-1]
+    present.set()
+    t0 = time.monotonic()
+    while len(frames) == n and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    stop.set()
+    src.close()
+    th.join(3)
+    assert len(frames) > n and time.monotonic() - t0 <= 5.0 and statuses[-1] == "ok"
+    lines = [r for r in caplog.records if r.name.startswith("moodbox.sources")]
+    assert len(lines) <= 5, [r.getMessage() for r in lines]
+
+
+def test_a_looping_folder_may_start_empty(tmp_path):
+    """The daemon opening an empty folder used to fail and retry with backoff (up to a minute late)."""
+    statuses: list[str] = []
+    src = open_source(str(tmp_path), realtime=True, loop=True, folder_fps=20, on_status=statuses.append)
+    frames: list = []
+    stop, cpu = threading.Event(), {"s": 0.0}
+    th = threading.Thread(target=_consume, args=(src, frames, stop, cpu), daemon=True)
+    th.start()
+    time.sleep(1.5)
+    assert frames == [] and statuses and statuses[-1].startswith("no images")
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 20, 3), np.uint8))
+    t0 = time.monotonic()
+    while not frames and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    stop.set()
+    src.close()
+    th.join(3)
+    assert frames and time.monotonic() - t0 <= 5.0 and statuses[-1] == "ok"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no images"):  # without loop an empty folder is still an error
+        open_source(str(tmp_path / "empty"), loop=False)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from moodbox import __version__
-from moodbox.config import Config, ConfigError, load
+from moodbox.config import Config
+from moodbox.configfile import ConfigError, load_checked
 
 log = logging.getLogger("moodbox")
 
@@ -30,7 +31,8 @@ def _setup_logging(level: str) -> None:
 
 
 def _config(path: str | None) -> Config:
-    return load(path)
+    """Every command reads its config through the check ``check-config`` makes: one rule for all."""
+    return load_checked(path)
 
 
 def _classifier(cfg: Config):
@@ -119,7 +121,7 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
-        load(args.file)
+        _config(args.file)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_CONFIG
@@ -150,9 +152,9 @@ def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
-    from moodbox.daemon import Daemon
+    from moodbox.service import Service
 
-    return Daemon(cfg).run()
+    return Service(cfg, args.config).run()
 
 
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:

@@ -7,35 +7,39 @@ default file can never drift from the code.
 
 from __future__ import annotations
 
-import difflib
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-DEFAULT_CONFIG_PATH = Path("/etc/moodbox/config.yaml")
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
-class ConfigError(ValueError):
-    """Every problem found in a config file, each as ``key.path: reason``."""
-
-    def __init__(self, source: str, errors: list[str]) -> None:
-        self.source = source
-        self.errors = errors
-        super().__init__(f"{source}: " + "; ".join(errors))
-
-    def report(self) -> str:
-        n = len(self.errors)
-        head = f"{self.source}: {n} error{'s' if n != 1 else ''}"
-        return "\n".join([head, *(f"  {e}" for e in self.errors)])
-
-
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers_or_nul(cls, v: Any, info: ValidationInfo) -> Any:
+        """pydantic's lax mode reads ``port: true`` as 1; YAML's true/yes/on are never a number here. And a
+        NUL in any text is a mistake that would only surface later, deep inside a library."""
+        if isinstance(v, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError("must be a number, not true/false")
+        if isinstance(v, str) and "\0" in v:
+            raise ValueError("must not contain a NUL character")
+        return v
+
+
+def _numeric(annotation: Any) -> bool:
+    return annotation in (int, float) or any(a in (int, float) for a in getattr(annotation, "__args__", ()))
+
+
+def _check_host(v: str) -> str:
+    if not v.strip() or any(c.isspace() for c in v):
+        raise ValueError("must be a host name, address or socket path (not empty, no spaces)")
+    return v
 
 
 class CameraConfig(_Section):
@@ -56,6 +60,13 @@ class CameraConfig(_Section):
     loop: bool = Field(False, description="Files only: start again from the beginning when the file ends")
     retry_s: float = Field(2.0, gt=0, le=3600, description="First wait before reopening a camera that failed; doubles up to retry_max_s")
     retry_max_s: float = Field(60.0, gt=0, le=3600, description="Longest wait between attempts to reopen a failed camera")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError('must name a source: "picamera2", a V4L2 index, a file, a folder or an URL (not empty)')
+        return v
 
 
 class DetectionConfig(_Section):
@@ -95,6 +106,11 @@ class MpdConfig(_Section):
         None, description="MPD password; better set MOODBOX_MPD_PASSWORD or a systemd credential named mpd_password"
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Seconds to wait for MPD to answer")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return _check_host(v)
 
 
 MOODS = (*EMOTIONS, "calm", "gentle")
@@ -258,18 +274,27 @@ class MqttConfig(_Section):
     confidence_step: float = Field(0.1, ge=0.01, le=1, description="The published confidence is rounded to this step and changes only when the measured one moves a full step away")
     confidence_interval_s: float = Field(10.0, ge=0, le=3600, description="The published confidence changes at most this often while the emotion stays the same")
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        return _check_host(v)
+
     @field_validator("device_id")
     @classmethod
     def _device_id(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9_-]+", v):
-            raise ValueError("must be lower-case letters, digits, _ and - only")
+        if not re.fullmatch(r"[a-z0-9_-]{1,64}", v):
+            raise ValueError("must be 1-64 lower-case letters, digits, _ and - only")
         return v
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
     def _topic(cls, v: str) -> str:
-        if not v or any(c in v for c in "#+") or v.startswith("/") or v.endswith("/"):
-            raise ValueError("must be a non-empty topic without wildcards or leading/trailing /")
+        """A topic prefix: levels of printable text, no wildcards, no empty level (``a//b``), no ``$``
+        start (reserved for the broker)."""
+        if not v or len(v) > 128 or not v.isprintable() or any(c in v for c in "#+") or v.startswith("$"):
+            raise ValueError("must be 1-128 printable characters without the wildcards + and # or a leading $")
+        if "" in v.split("/"):
+            raise ValueError("must not start or end with / or hold an empty level (//)")
         return v
 
 
@@ -285,97 +310,6 @@ class Config(_Section):
     music: MusicConfig = Field(default_factory=MusicConfig, description="Music played through MPD")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Home Assistant over MQTT")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging")
-
-
-# --- loading -------------------------------------------------------------------------------------------
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
-def _suggest(loc: tuple[Any, ...]) -> str:
-    """'did you mean' for an unknown key, from the fields of the section it sits in."""
-    model: Any = Config
-    for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            return ""
-        model = field.annotation
-    names = list(getattr(model, "model_fields", {}))
-    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(names)})" if names else ""
-
-
-def _messages(exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        if err["type"] == "extra_forbidden":
-            out.append(f"{_path(loc)}: unknown key{_suggest(loc)}")
-            continue
-        msg = err["msg"].removeprefix("Value error, ")
-        got = err.get("input")
-        shown = f" (got {got!r})" if not isinstance(got, (dict, list)) and err["type"] != "missing" else ""
-        out.append(f"{_path(loc)}: {msg}{shown}")
-    return out
-
-
-def parse(data: Any, source: str = "config") -> Config:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, [f"(top level): expected a mapping of sections, got {type(data).__name__}"])
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, _messages(exc)) from None
-
-
-def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
-    """Load ``path`` (default: /etc/moodbox/config.yaml if present, else built-in defaults), then fill
-    secrets from the environment or systemd credentials."""
-    if path is None:
-        cfg = parse(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), str(DEFAULT_CONFIG_PATH)) if DEFAULT_CONFIG_PATH.is_file() else Config()
-        return with_secrets(cfg, env)
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ConfigError(str(p), ["file not found"]) from None
-    except OSError as exc:
-        raise ConfigError(str(p), [f"cannot read: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(str(p), [f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
-    return with_secrets(parse(data, str(p)), env)
-
-
-def read_secret(env_name: str, credential: str, env: dict[str, str] | None = None) -> str | None:
-    """A secret from ``$env_name``, else from the systemd credential ``credential`` (LoadCredential=)."""
-    env = os.environ if env is None else env
-    if env.get(env_name):
-        return env[env_name]
-    cred_dir = env.get("CREDENTIALS_DIRECTORY")
-    if cred_dir:
-        f = Path(cred_dir) / credential
-        if f.is_file():
-            return f.read_text().strip()
-    return None
-
-
-def with_secrets(cfg: Config, env: dict[str, str] | None = None) -> Config:
-    mqtt_pw = read_secret("MOODBOX_MQTT_PASSWORD", "mqtt_password", env)
-    mpd_pw = read_secret("MOODBOX_MPD_PASSWORD", "mpd_password", env)
-    if mqtt_pw:
-        cfg = cfg.model_copy(update={"mqtt": cfg.mqtt.model_copy(update={"password": mqtt_pw})})
-    if mpd_pw:
-        mpd = cfg.music.mpd.model_copy(update={"password": mpd_pw})
-        cfg = cfg.model_copy(update={"music": cfg.music.model_copy(update={"mpd": mpd})})
-    return cfg
 
 
 # --- the documented default file -----------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""The camera drivers behind :class:`~moodbox.sources.live.LiveSource`: OpenCV (V4L2, RTSP) and Picamera2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from moodbox.sources.base import SourceError
+
+
+class OpenCVCamera:
+    def __init__(self, target: int | str, width: int, height: int) -> None:
+        self._cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, int) else cv2.VideoCapture(target)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise RuntimeError(f"OpenCV cannot open {target!r}")
+        if isinstance(target, int):
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+
+    def read(self) -> np.ndarray | None:
+        ok, img = self._cap.read()
+        return img if ok else None
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+class Picamera2Camera:
+    def __init__(self, width: int, height: int) -> None:
+        from picamera2 import Picamera2  # imported here: only the Pi has it
+
+        self._cam: Any = Picamera2()
+        # "RGB888" is BGR in memory, which is what OpenCV expects
+        self._cam.configure(self._cam.create_video_configuration(main={"size": (width, height), "format": "RGB888"}))
+        self._cam.start()
+
+    def read(self) -> np.ndarray | None:
+        return self._cam.capture_array("main")
+
+    def release(self) -> None:
+        try:
+            self._cam.stop()
+        finally:
+            self._cam.close()
+
+
+def require_picamera2() -> None:
+    try:
+        import picamera2  # noqa: F401
+    except ImportError:
+        raise SourceError(
+            "camera.source is 'picamera2' but the picamera2 module is not installed. On Raspberry Pi OS: "
+            "sudo apt install -y --no-install-recommends python3-picamera2, and create the virtual environment "
+            "with --system-site-packages. Elsewhere, set camera.source to a V4L2 index (\"0\"), a video file "
+            "or a folder of images."
+        ) from None
