@@ -96,7 +96,7 @@ def test_emptied_folder_under_the_daemon(box_factory, faces_folder, tmp_path):
     rec = Recorder(box.broker.port)
     try:
         box.start()
-        wait_for(lambda: _state(rec, "moodbox/boxtest").get("fps", 0) > 0, timeout=15, what="frames")
+        wait_for(lambda: (_state(rec, "moodbox/boxtest").get("fps") or 0) > 0, timeout=15, what="frames")
         away = tmp_path / "away"
         folder.rename(away)
         folder.mkdir()
@@ -141,7 +141,7 @@ def test_the_daemon_runs_inside_the_unit_sandbox(box_factory, faces_folder):
         with box.log.open("ab") as fh:
             box.proc = subprocess.Popen([*cmd, sys.executable, "-m", "moodbox", "run", "--config", str(box.cfg_path)],
                                         stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_for(lambda: _state(rec, "moodbox/boxtest").get("fps", 0) > 0, timeout=20, what="frames in the sandbox")
+        wait_for(lambda: (_state(rec, "moodbox/boxtest").get("fps") or 0) > 0, timeout=20, what="frames in the sandbox")
         c = box.mpd_client()
         wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
         assert "XNNPACK delegate" in box.log.read_text()
