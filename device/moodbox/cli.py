@@ -19,6 +19,7 @@ from typing import Any
 
 from moodbox import __version__
 from moodbox.config import Config, ConfigError, load
+from moodbox.logsetup import setup_logging
 
 log = logging.getLogger("moodbox")
 
@@ -27,10 +28,7 @@ LIVE_SOURCE = re.compile(r"^(picamera2|\d+|(rtsp|rtsps|http|https)://.*)$")
 
 
 def _setup_logging(level: str) -> None:
-    # Under systemd (JOURNAL_STREAM set) journald adds its own timestamps.
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level), format=fmt, stream=sys.stderr, force=True)
-    logging.getLogger("mpd").setLevel(max(logging.WARNING, getattr(logging, level)))  # python-mpd2 logs every call
+    setup_logging(level)
 
 
 def _config(path: str | None) -> Config:
