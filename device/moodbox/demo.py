@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             camera["source"] = str(SAMPLE_CLIP)
             print(f"demo: source: {SAMPLE_CLIP.name}, 9 s of film, looping (FER2013 not found at {fer_val} for a scripted clip)", flush=True)
             print("demo: its faces are small, turned and lit for the screen, so the model is unsure of them: expect the\n"
-                  "      stable emotion to flip between happy, sad and fear at 0.3-0.6 as the loop comes round. A\n"
+                  "      stable emotion to change every few seconds (happy, sad, fear, angry) at 0.3-0.6. A\n"
                   "      listener facing the camera, or the scripted FER2013 clip, reads far more clearly.", flush=True)
 
         cfg = {
