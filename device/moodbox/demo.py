@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         started.append(broker)
         print(f"demo: private mpd on 127.0.0.1:{mpd.port}, mosquitto on 127.0.0.1:{broker.port}", flush=True)
+        print("demo: library: three tagged tones per mood; playlists for happy, sad and neutral, the other moods\n"
+              "      come from their tag queries (the log warns once that their playlist is missing: expected)", flush=True)
         if output == "null":
             print("demo: silent: mpd plays into its null output (scripts/demo --sound plays the tones it picks aloud)", flush=True)
         else:
