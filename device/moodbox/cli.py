@@ -1,15 +1,18 @@
 """The ``moodbox`` command line (DESIGN §3).
 
 Exit codes: 0 success; 1 an input (image, video, camera) cannot be read; 2 the configuration is wrong
-(a bad config file, a missing or unusable model).
+(a bad config file, a missing or unusable model, a bad argument); 130 interrupted (Ctrl-C) where that
+is not the command's normal way to stop. No input a user can type or pipe ends in a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,22 +20,28 @@ from typing import Any
 from moodbox import __version__
 from moodbox.config import Config
 from moodbox.configfile import ConfigError, load_checked
+from moodbox.logsetup import setup_logging
 
 log = logging.getLogger("moodbox")
 
-EXIT_OK, EXIT_INPUT, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_INPUT, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+LIVE_SOURCE = re.compile(r"^(picamera2|\d+|(rtsp|rtsps|http|https)://.*)$")
 
 
 def _setup_logging(level: str) -> None:
-    # Under systemd (JOURNAL_STREAM set) journald adds its own timestamps.
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level), format=fmt, stream=sys.stderr)
-    logging.getLogger("mpd").setLevel(max(logging.WARNING, getattr(logging, level)))  # python-mpd2 logs every call
+    setup_logging(level)
 
 
 def _config(path: str | None) -> Config:
     """Every command reads its config through the check ``check-config`` makes: one rule for all."""
     return load_checked(path)
+
+
+def _missing_path(arg: str, what: str) -> str | None:
+    """Why a path argument cannot be used, naming the argument (not camera.source), or None."""
+    if LIVE_SOURCE.match(arg) or Path(arg).expanduser().exists():
+        return None
+    return f"{arg}: no such file or folder ({what} takes a video file, a folder of images, a V4L2 index, picamera2 or an rtsp:// URL)"
 
 
 def _classifier(cfg: Config):
@@ -52,6 +61,10 @@ def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
     status = EXIT_OK
     for name in args.images:
         path = Path(name)
+        if path.is_dir():
+            print(f"{path}: is a folder, not an image (name the image files: {path}/*.jpg)", file=sys.stderr)
+            status = EXIT_INPUT
+            continue
         if not path.is_file():
             print(f"{path}: no such file", file=sys.stderr)
             status = EXIT_INPUT
@@ -79,6 +92,10 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     from moodbox.pipeline import VisionPipeline
     from moodbox.sources import SourceError, open_source
 
+    problem = _missing_path(args.source, "replay")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INPUT
     policy = MoodPolicy(cfg.music.strategy, cfg.music.strategies, cfg.music.fallback_mood)
     cam = cfg.camera
     realtime = cam.realtime if args.realtime is None else args.realtime
@@ -161,6 +178,10 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from moodbox import bench
     from moodbox.sources import SourceError
 
+    problem = _missing_path(args.source, "bench --source") if args.source else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INPUT
     try:
         report = bench.run(cfg, args.source, args.frames, args.live_seconds, not args.no_agreement)
     except (SourceError, ValueError) as exc:
@@ -207,6 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: a command's exit code, never a traceback for a user's input, a closed pipe
+    (``moodbox replay clip.mp4 --json | head``) or Ctrl-C."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader (head, less) has what it wanted; point stdout at /dev/null so that the interpreter's
+        # final flush does not fail again at exit
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         _setup_logging(args.log_level or "WARNING")
@@ -217,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging("WARNING")
         print(exc.report(), file=sys.stderr)
         return EXIT_CONFIG
-    _setup_logging(args.log_level or ("WARNING" if args.command in ("analyze", "replay") and args.json else cfg.logging.level))
+    # one-shot commands print their results; their INFO lines (model loaded, ...) are for the daemon's log
+    _setup_logging(args.log_level or (cfg.logging.level if args.command == "run" else "WARNING"))
     from moodbox.emotions import ModelError
 
     handlers: dict[str, Any] = {
@@ -228,5 +267,3 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
-        return EXIT_OK

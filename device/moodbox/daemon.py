@@ -135,9 +135,9 @@ class Daemon:
             "ts": int(time.time()),
         }
 
-    def _publish(self) -> None:
+    def _publish(self, force: bool = False) -> None:
         if self.bridge is not None:
-            self.bridge.publish_state(self.snapshot())
+            self.bridge.publish_state(self.snapshot(), force=force)
 
     def _set_source_status(self, status: str) -> None:
         with self._lock:
@@ -269,14 +269,16 @@ class Daemon:
             with self._lock:
                 self._last = result
             emotion = result.smoothed.emotion
-            if emotion != last_emotion:
+            changed = emotion != last_emotion
+            if changed:
                 if emotion:
                     log.info("stable emotion: %s (%.2f)", emotion, result.smoothed.confidence)
                 else:
                     log.info("nobody in view")
                 last_emotion = emotion
             self.player.set_emotion(emotion)
-            self._publish()
+            # a new stable emotion goes out at once, with the very confidence just logged (not a later one)
+            self._publish(force=changed)
         return True
 
 

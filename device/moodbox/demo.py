@@ -7,6 +7,10 @@ emotions, moods, songs and MQTT state as they change. Ctrl-C stops everything it
 Scripted clips are FER2013 faces upscaled onto a larger canvas in a known emotion timeline; they are
 built in the temporary folder (FER2013 is research data and never committed) when ``../shared`` has it,
 otherwise the bundled public-domain clip is used.
+
+The demo is silent: its MPD plays into a ``null`` output, so it runs anywhere (CI, a server over SSH).
+``--sound`` plays through this machine's speakers instead (PulseAudio/PipeWire, else ALSA); the
+generated tracks are plain tones, a different pitch for each song.
 """
 
 from __future__ import annotations
@@ -135,6 +139,24 @@ def demo_library(root: Path, seconds: float) -> tuple[Path, Path]:
     return music, playlists
 
 
+def sound_output(choice: str) -> str:
+    """MPD's output plugin for ``--sound``: ``auto`` picks the desktop's sound server when it runs."""
+    if choice != "auto":
+        return choice
+    runtime = Path(os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}"))
+    if (runtime / "pulse" / "native").exists() or os.environ.get("PULSE_SERVER"):
+        return "pulse"  # PipeWire's pulse server too
+    return "alsa"
+
+
+def _emotion(state: dict) -> str:
+    """The stable emotion and its confidence as the daemon's log writes them (the mean score over the window)."""
+    emotion, confidence = state.get("emotion"), state.get("confidence")
+    if not emotion:
+        return "-"
+    return f"{emotion} ({confidence:.2f})" if isinstance(confidence, (int, float)) else emotion
+
+
 def _watch_state(port: int, topic: str, stop: threading.Event) -> None:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
@@ -156,9 +178,8 @@ def _watch_state(port: int, topic: str, stop: threading.Event) -> None:
         if view != last:
             last.clear()
             last.update(view)
-            conf = s.get("confidence")  # null while nobody is in view (never a made-up 0)
             print(
-                f"[mqtt] state: emotion={s.get('emotion')} ({'-' if conf is None else format(conf, '.0%')}) mood={s.get('mood')} "
+                f"[mqtt] state: emotion={_emotion(s)} mood={s.get('mood') or '-'} "
                 f"song={view['song']!r} from {s.get('playlist')} | fps={s.get('fps')} "
                 f"inference={s.get('inference_ms')} ms | {s.get('status')}",
                 flush=True,
@@ -182,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=0, help="stop by itself after this many seconds (0: run until Ctrl-C)")
     p.add_argument("--track-seconds", type=float, default=8.0, help="length of the generated tracks")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, config) afterwards")
+    p.add_argument("--sound", nargs="?", const="auto", choices=["auto", "pulse", "pipewire", "alsa"],
+                   help="play through this machine's speakers (default output: auto; without --sound the demo is silent)")
     args = p.parse_args(argv)
 
     from moodbox.devservers import Mosquitto, Mpd
@@ -193,13 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     try:
         music, playlists = demo_library(tmp / "library", args.track_seconds)
-        mpd = Mpd(tmp / "mpd", music, playlists)
+        output = sound_output(args.sound) if args.sound else "null"
+        mpd = Mpd(tmp / "mpd", music, playlists, output=output)
         mpd.start()
         started.append(mpd)
         broker = Mosquitto(tmp / "mosquitto")
         broker.start()
         started.append(broker)
         print(f"demo: private mpd on 127.0.0.1:{mpd.port}, mosquitto on 127.0.0.1:{broker.port}", flush=True)
+        print("demo: library: three tagged tones per mood; playlists for happy, sad and neutral, the other moods\n"
+              "      come from their tag queries (the log warns once that their playlist is missing: expected)", flush=True)
+        if output == "null":
+            print("demo: silent: mpd plays into its null output (scripts/demo --sound plays the tones it picks aloud)", flush=True)
+        else:
+            print(f"demo: playing through mpd's {output} output (its log: {mpd.log}); the songs are plain tones", flush=True)
 
         camera: dict[str, object] = {"realtime": True, "loop": True, "retry_s": 1.0}
         fer_val = args.shared / "data" / "fer2013" / "val"
@@ -215,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             print("demo: source: a scripted clip of FER2013 faces: " + ", ".join(f"{s.emotion} {s.seconds:.0f} s" for s in timeline) + " (looping)", flush=True)
         else:
             camera["source"] = str(SAMPLE_CLIP)
-            print(f"demo: source: {SAMPLE_CLIP.name} (FER2013 not found at {fer_val} for a scripted clip)", flush=True)
+            print(f"demo: source: {SAMPLE_CLIP.name}, 9 s of film, looping (FER2013 not found at {fer_val} for a scripted clip)", flush=True)
+            print("demo: its faces are small, turned and lit for the screen, so the model is unsure of them: expect the\n"
+                  "      stable emotion to change every few seconds (happy, sad, fear, angry) at 0.3-0.6. A\n"
+                  "      listener facing the camera, or the scripted FER2013 clip, reads far more clearly.", flush=True)
 
         cfg = {
             "camera": camera,
@@ -226,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         watcher = threading.Thread(target=_watch_state, args=(broker.port, "moodbox/demo", stop), daemon=True)
         watcher.start()
+        print("demo: the figure after an emotion is its confidence: its mean score over the last "
+              "smoothing.window_s, the same in the log's\n      'stable emotion' line and in MQTT; the music changes "
+              "mood at the end of the current song", flush=True)
         print("demo: starting moodbox run (Ctrl-C stops everything)\n", flush=True)
         daemon = subprocess.Popen([sys.executable, "-m", "moodbox", "run", "--config", str(cfg_path)])
         deadline = time.monotonic() + args.duration if args.duration else None

@@ -31,7 +31,8 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 def _require(binary: str) -> str:
-    path = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
+    """The binary's path; a normal user's PATH on Debian lacks /usr/sbin, where mosquitto lives."""
+    path = shutil.which(binary) or next((f"{d}/{binary}" for d in ("/usr/sbin", "/sbin") if Path(f"{d}/{binary}").exists()), None)
     if path is None:
         raise RuntimeError(f"{binary} is not installed: run scripts/setup (apt-get install -y mosquitto mpd sox)")
     return path
@@ -93,11 +94,17 @@ class _Server:
 class Mpd(_Server):
     name = "mpd"
 
-    def __init__(self, workdir: Path, music: Path, playlists: Path, password: str | None = None) -> None:
+    OUTPUTS = ("null", "alsa", "pulse", "pipewire")
+
+    def __init__(self, workdir: Path, music: Path, playlists: Path, password: str | None = None, output: str = "null") -> None:
+        """``output``: MPD's audio output plugin; ``null`` plays silently (tests, CI, a machine without sound)."""
         super().__init__(workdir)
+        if output not in self.OUTPUTS:
+            raise ValueError(f"MPD output {output!r}: expected one of {', '.join(self.OUTPUTS)}")
         self.music = music
         self.playlists = playlists
         self.password = password
+        self.output = output
 
     def write_config(self) -> None:
         d = self.dir
@@ -113,7 +120,7 @@ class Mpd(_Server):
             'metadata_to_use "+comment"\n'
             'restore_paused "no"\n'
             f"{pw}"
-            'audio_output {\n  type "null"\n  name "null"\n  mixer_type "software"\n}\n'
+            f'audio_output {{\n  type "{self.output}"\n  name "{self.output}"\n  mixer_type "software"\n}}\n'
         )
 
     def command(self) -> list[str]:

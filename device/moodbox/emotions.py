@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from moodbox.faces import Face
+from moodbox.native import quiet_native_info
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,8 @@ class EmotionClassifier:
         self.meta = ModelMeta.load(self.meta_path)
         try:
             self._interp = _interpreter_class()(model_path=str(self.model_path), num_threads=max(1, threads))
-            self._interp.allocate_tensors()
+            with quiet_native_info():  # LiteRT announces its XNNPACK delegate on fd 2 here
+                self._interp.allocate_tensors()
         except ModelError:
             raise
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for corrupt flatbuffers

@@ -1,0 +1,25 @@
+"""The Pi's architecture, checked here: scripts/arm64-check converges the role into an emulated arm64
+Debian (Cortex-A72, a Pi's /proc/cpuinfo) twice, compares ``moodbox analyze`` there with this machine's
+scores, and runs the suite there. About an hour; needs root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_arm64_converges_analyzes_like_x86_and_passes_the_suite():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (debootstrap, binfmt_misc and chroot)")
+    proc = subprocess.run([str(ROOT / "scripts" / "arm64-check")], capture_output=True, text=True, timeout=3 * 3600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert "second run changed nothing" in out
+    assert "largest score difference from x86 0.000000" in out
+    assert "arm64 converged twice, analyze equals x86, suite passed" in out
