@@ -87,7 +87,7 @@ def test_bad_arguments_exit_2_with_a_message(args):
 
 def test_a_binary_config_file_is_named():
     proc = run("analyze", str(STILL), "--config", "samples/short_hamilton_clip.mp4")
-    assert "samples/short_hamilton_clip.mp4" in proc.stderr and "not a text (YAML) file" in proc.stderr
+    assert "samples/short_hamilton_clip.mp4" in proc.stderr and "not UTF-8 text" in proc.stderr
 
 
 def test_litert_does_not_announce_its_delegate():

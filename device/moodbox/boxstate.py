@@ -34,7 +34,8 @@ class ShaperSettings:
     presence_hold_s: float = 10.0
 
 
-def _step(value: float, step: float) -> float:
+def step_confidence(value: float, step: float) -> float:
+    """The confidence as published: rounded to ``mqtt.confidence_step``; the log shows the same figure."""
     return round(round(value / step) * step, 3)
 
 
@@ -66,11 +67,11 @@ class StateShaper:
             if held != self._emotion:
                 self._emotion = held
                 self._scores = {k: round(v, 2) for k, v in smoothed.scores.items()} if held else {}
-                self._confidence = _step(smoothed.confidence, step) if held else None
+                self._confidence = step_confidence(smoothed.confidence, step) if held else None
                 self._confidence_t = smoothed.t
             elif (held is not None and abs(smoothed.confidence - (self._confidence or 0.0)) >= step - 1e-9
                   and smoothed.t - self._confidence_t >= self.s.confidence_interval_s):
-                self._confidence = _step(smoothed.confidence, step)
+                self._confidence = step_confidence(smoothed.confidence, step)
                 self._confidence_t = smoothed.t
 
     def clear(self) -> None:

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from moodbox.boxstate import ShaperSettings, StateShaper, Stats
+from moodbox.boxstate import ShaperSettings, StateShaper, Stats, step_confidence
 from moodbox.config import Config
 from moodbox.emotions import EmotionClassifier
 from moodbox.feedback import FeedbackStore, default_state_dir
@@ -272,7 +272,7 @@ class Daemon:
             changed = emotion != last_emotion
             if changed:
                 if emotion:
-                    log.info("stable emotion: %s (%.2f)", emotion, result.smoothed.confidence)
+                    log.info("stable emotion: %s (%.2f)", emotion, step_confidence(result.smoothed.confidence, self.cfg.mqtt.confidence_step))
                 else:
                     log.info("nobody in view")
                 last_emotion = emotion

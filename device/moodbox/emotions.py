@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -171,6 +171,8 @@ def crop_face(image: np.ndarray, box: tuple[int, int, int, int], margin: float) 
 class EmotionClassifier:
     """One LiteRT interpreter; ``classify`` scores every face of a frame."""
 
+    _xnnpack_announced: ClassVar[bool] = False
+
     def __init__(self, model_path: str | Path | None = None, threads: int = 1) -> None:
         self.model_path = Path(model_path) if model_path else DEFAULT_MODEL
         self.meta_path = self.model_path.with_suffix(".json")
@@ -179,8 +181,13 @@ class EmotionClassifier:
         self.meta = ModelMeta.load(self.meta_path)
         try:
             self._interp = _interpreter_class()(model_path=str(self.model_path), num_threads=max(1, threads))
-            with quiet_native_info():  # LiteRT announces its XNNPACK delegate on fd 2 here
+            with quiet_native_info() as native:  # LiteRT announces its XNNPACK delegate on fd 2 here
                 self._interp.allocate_tensors()
+            # LiteRT announces the delegate only for the first interpreter of a process (check-config's
+            # model check is often that one), so what it said once holds for every later one
+            if any("XNNPACK" in line for line in native):
+                EmotionClassifier._xnnpack_announced = True
+            self.xnnpack = EmotionClassifier._xnnpack_announced
         except ModelError:
             raise
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for corrupt flatbuffers
@@ -192,9 +199,9 @@ class EmotionClassifier:
         self._out_q = self._out["quantization"]
         self._in_dtype = self._in["dtype"]
         log.info(
-            "emotion model %s (%s input, %dx%d, labels %s)",
+            "emotion model %s (%s input, %dx%d, labels %s)%s",
             self.model_path.name, np.dtype(self._in_dtype).name, self.meta.width, self.meta.height,
-            ",".join(self.meta.labels),
+            ",".join(self.meta.labels), ", XNNPACK delegate" if self.xnnpack else "",
         )
 
     @property

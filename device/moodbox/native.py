@@ -19,24 +19,28 @@ _NOISE = re.compile(rb"^INFO: Created TensorFlow Lite .*delegate for CPU\.\s*$")
 
 
 @contextlib.contextmanager
-def quiet_native_info() -> Iterator[None]:
-    """Drop LiteRT's INFO lines written to fd 2 inside the block; pass every other line on."""
+def quiet_native_info() -> Iterator[list[str]]:
+    """Drop LiteRT's INFO lines written to fd 2 inside the block; pass every other line on. The list
+    yielded receives the dropped lines after the block, so the caller can log what matters at its level."""
+    dropped: list[str] = []
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # no usable fd 2 (closed, or a test's capture): nothing to hide
-        yield
+        yield dropped
         return
     with tempfile.TemporaryFile() as buf:
         os.dup2(buf.fileno(), 2)
         try:
-            yield
+            yield dropped
         finally:
             with contextlib.suppress(OSError, ValueError):
                 sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             buf.seek(0)
-            kept = [line for line in buf.read().splitlines(keepends=True) if not _NOISE.match(line)]
+            lines = buf.read().splitlines(keepends=True)
+            kept = [line for line in lines if not _NOISE.match(line)]
+            dropped.extend(line.decode("utf-8", "replace").strip() for line in lines if _NOISE.match(line))
             if kept:
                 os.write(2, b"".join(kept))
