@@ -11,7 +11,8 @@ from typing import Any
 
 from moodbox.config import Config
 from moodbox.emotions import EmotionClassifier, EmotionScores
-from moodbox.faces import DetectorSettings, FaceDetector, FaceTracker, TrackerSettings, to_gray
+from moodbox.faces import DetectorSettings, FaceDetector, to_gray
+from moodbox.tracking import FaceTracker, TrackerSettings
 from moodbox.smoothing import SmoothedEmotion, Smoother, SmootherSettings
 from moodbox.sources import Frame
 
