@@ -86,6 +86,9 @@ class SmoothingConfig(_Section):
     dwell_s: float = Field(2.0, ge=0, le=600, description="Seconds a new emotion must keep the lead before it becomes the stable emotion")
     no_face_s: float = Field(10.0, gt=0, le=3600, description='Seconds without a face before the stable emotion becomes "no face" (null)')
     min_frames: int = Field(3, ge=1, le=1000, description="Faces needed in the window before any emotion is reported")
+    faces: Literal["room", "largest"] = Field(
+        "room", description="room: every face in view (up to detection.max_faces) counts, weighted by its size and confidence; largest: the largest face alone"
+    )
 
 
 class MpdConfig(_Section):
