@@ -171,7 +171,9 @@ def test_a_talking_person_is_followed_cheaply_and_as_a_full_scan_finds_them(grid
         got = tracker.detect(img, i / 25.0)
         agree += _same_faces([f.box for f in got.faces], [f.box for f in ref.detect(img)])
     assert agree >= 0.95 * len(images)
-    assert det.full_scans <= 6
+    # a still camera: the first scan, the cut between speakers, one every full_scan_s; a shaking one changes
+    # the whole picture, which calls for a full scan at most every rescan_s
+    assert det.full_scans <= (1 + 6 / 0.5 if jitter else 6)
     if not jitter:  # a still head keeps its box; a shaking camera moves it, and it is searched for again
         assert len(searches) <= 0.5 * len(images)
 

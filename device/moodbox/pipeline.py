@@ -35,6 +35,16 @@ class FrameResult:
         }
 
 
+# A face whose best two emotions are closer than this is a near tie, which a box a few pixels off can
+# tip: the tracker then finds its box exactly in the next frame instead of keeping the last one.
+UNSURE_MARGIN = 0.15
+
+
+def _margin(scores: dict[str, float]) -> float:
+    top = sorted(scores.values())[-2:]
+    return top[-1] - top[0] if len(top) == 2 else 1.0
+
+
 def detector_settings(cfg: Config) -> DetectorSettings:
     d = cfg.detection
     return DetectorSettings(
@@ -80,6 +90,7 @@ class VisionPipeline:
         else:
             scored = self.classifier.classify(gray, faces)
             self._last_scores = scored
+            self.tracker.unsure([f.box for f in scored if _margin(f.scores) < UNSURE_MARGIN])
         t2 = time.perf_counter()
         smoothed = self.smoother.update(frame.t, [FaceScores(f.scores, f.box[2] * f.box[3]) for f in scored])
         if len(found.faces) != smoothed.faces:  # more in view than classified (detection.max_faces)

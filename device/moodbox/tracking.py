@@ -21,7 +21,7 @@ _BLOCK = 8  # pixels per side of the blocks whose mean grey level tells where th
 # than a face grows or shrinks between two frames, because the cascade's raw hits for one face span about
 # this range and are averaged into its box: cutting some off would move the box off the full scan's.
 _SIZE_RANGE = (0.65, 1.5)
-_MAX_SEARCHED = 0.5  # changed parts larger than this share of the frame are left to a full scan
+_MAX_SEARCHED = 0.2  # changed parts larger than this share of the frame are left to a full scan
 _PATCH = 32  # side of the shrunk face image compared between frames to tell whether the head moved
 
 
@@ -39,6 +39,8 @@ class TrackerSettings:
     body_below: float = 4.0  # ... and this many face heights below it (shoulders, hands, a nodding head)
     changed_share: float = 0.3  # more of the frame than this changed (a cut, a moving camera): a full scan
     empty_rescan_s: float = 0.0  # with nobody tracked, such full scans at most this often
+    narrow: bool = False  # search just around a face's last raw hits first (on real faces, whose hits spread
+    # over 0.7-1.4 times their size, it saved little and often had to be followed by the wide search)
     verify_s: float = 0.4  # a face whose head has not moved keeps its box, searched for again this often
     hold_shift: float = 0.03  # the head moved: shifted by more than this much of the face's size ...
     hold_change: float = 5.0  # ... or its shrunk image changed by more than this many grey levels on average
@@ -64,6 +66,7 @@ class _Track:
     patch: np.ndarray | None = field(default=None, compare=False, repr=False)  # ... the face there, shrunk ...
     verified: float = -1e9  # ... and when
     seen: int = 0  # searches in a row that found it: a face found once may be a flicker of the cascade
+    unsure: bool = False  # its emotion was a near tie: a pixel of box decides it, so it is searched for exactly
 
 
 def _patch(gray: np.ndarray, box: Box) -> np.ndarray:
@@ -166,6 +169,11 @@ class FaceTracker:
     def _faces(self) -> list[Face]:
         return [tr.face for tr in self._tracks]
 
+    def unsure(self, boxes: list[Box]) -> None:
+        """The faces at these boxes read as a near tie between two emotions: their next boxes must be the
+        full scan's own, not a held one a few pixels off (which can tip the tie the other way)."""
+        self._tracks = [replace(tr, unsure=tr.face.box in boxes) for tr in self._tracks]
+
     # -- change ------------------------------------------------------------------------------------
 
     def _still(self, blocks: np.ndarray) -> bool:
@@ -246,7 +254,7 @@ class FaceTracker:
         the last search (and that was less than ``verify_s`` ago). Haar's own box for a still head jitters
         by a few pixels from frame to frame as the face talks and blinks; searching again for that costs
         about a full scan's worth of cascade work around the face, for an answer this one matches."""
-        if tr.exact is None or tr.patch is None or tr.seen < 2 or t - tr.verified >= self.s.verify_s:
+        if tr.exact is None or tr.patch is None or tr.seen < 2 or tr.unsure or t - tr.verified >= self.s.verify_s:
             return None
         x, y, w, h = tr.exact.box
         if w < self.s.hold_min * self.detector.settings.min_face:  # the cascade's answer flickers near its limit
@@ -269,7 +277,8 @@ class FaceTracker:
         held = self._hold(gray, tr, t)
         if held is not None:
             return held
-        found = self._narrow(gray, tr) or self._wide_search(gray, tr.face)
+        found = self._narrow(gray, tr) if self.s.narrow else None
+        found = found or self._wide_search(gray, tr.face)
         return self._stamp(gray, replace(found, seen=tr.seen if tr.lost_at is None else 0), t) if found else None
 
     def _changed_parts(self, changed: np.ndarray, w: int, h: int) -> list[Box]:
@@ -339,6 +348,7 @@ class FaceTracker:
             return self._full(gray, t, blocks)
 
         changed = np.abs(blocks - self._ref) > self.s.change_threshold
+        moving = changed.mean() > self.s.changed_share  # a cut or a moving camera: left to a full scan
         self._extra = []
         tracks: list[_Track] = []
         lost: list[_Track] = []
@@ -352,7 +362,7 @@ class FaceTracker:
         for g in self._ghosts:
             area = self._wide(g.face, w, h)
             rows, cols = self._cells(area)
-            if not changed[rows, cols].any():
+            if moving or not changed[rows, cols].any():
                 ghosts.append(g)  # nothing changed where it was: still not there
                 continue
             new = self._stamp(gray, self._wide_search(gray, g.face), t)
@@ -377,7 +387,7 @@ class FaceTracker:
             changed[rows, cols] = False
         if changed.any():
             parts = self._changed_parts(changed, w, h)
-            if changed.mean() > self.s.changed_share or sum(p[2] * p[3] for p in parts) > _MAX_SEARCHED * w * h:
+            if moving or sum(p[2] * p[3] for p in parts) > _MAX_SEARCHED * w * h:
                 wait = self.s.rescan_s if tracks else self.s.empty_rescan_s
                 if t - self._last_full >= wait:
                     self._tracks, self._ghosts = tracks, ghosts
