@@ -306,3 +306,26 @@ def test_ghosts_are_kept_only_while_searching_them_is_cheaper_than_a_full_scan(f
     ghosts = tracker._ghosts
     assert 0 < len(ghosts) < 6
     assert sum(r[2] * r[3] for r in (tracker._wide(g.face, 640, 480) for g in ghosts)) <= 640 * 480
+
+
+def test_each_face_of_a_full_scan_knows_the_raw_hits_it_was_grouped_from(hamilton_clip):
+    """The tracker learns where to look (and the newcomer search which hits make which face) from the
+    classes groupRectangles forms; ours must be its: each face is its class's mean box."""
+    from moodbox.faces import hits_of
+
+    cap = cv2.VideoCapture(str(hamilton_clip))
+    checked = 0
+    for i in range(240):
+        ok, bgr = cap.read()
+        assert ok
+        if i % 20:
+            continue
+        scan = FaceDetector().scan(to_gray(bgr))
+        for face in scan.faces:
+            mine = hits_of(face, scan.hits)
+            assert len(mine) > FaceDetector().settings.min_neighbors
+            mean = tuple(int(round(v)) for v in mine.mean(axis=0))  # groupRectangles rounds the mean
+            assert max(abs(a - b) for a, b in zip(mean, face.box)) <= 1, (i, face.box, mean)
+            checked += 1
+    cap.release()
+    assert checked >= 6

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from moodbox.faces import Face, FaceDetector, iou
+from moodbox.faces import Face, FaceDetector, hits_of, iou
 
 log = logging.getLogger(__name__)
 
@@ -72,48 +72,6 @@ class _Track:
 def _patch(gray: np.ndarray, box: Box) -> np.ndarray:
     x, y, w, h = box
     return cv2.resize(gray[y : y + h, x : x + w], (_PATCH, _PATCH), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
-def clusters(hits: np.ndarray, eps: float = 0.2) -> np.ndarray:
-    """Labels of the classes OpenCV's groupRectangles partitions raw hits into (its SimilarRects rule,
-    joined transitively), so the hits that make each grouped face are known."""
-    n = len(hits)
-    labels = np.full(n, -1, np.int32)
-    if n == 0:
-        return labels
-    x, y, w, h = (hits[:, i].astype(np.float64) for i in range(4))
-    d = eps * (np.minimum.outer(w, w) + np.minimum.outer(h, h)) * 0.5
-    sim = (
-        (np.abs(x[:, None] - x) <= d) & (np.abs(y[:, None] - y) <= d)
-        & (np.abs((x + w)[:, None] - (x + w)) <= d) & (np.abs((y + h)[:, None] - (y + h)) <= d)
-    )
-    k = 0
-    for i in range(n):
-        if labels[i] >= 0:
-            continue
-        labels[i] = k
-        todo = [i]
-        while todo:
-            j = todo.pop()
-            for m in np.flatnonzero(sim[j] & (labels < 0)):
-                labels[m] = k
-                todo.append(int(m))
-        k += 1
-    return labels
-
-
-def hits_of(face: Face, hits: np.ndarray) -> np.ndarray:
-    """The raw hits grouped into ``face``: the class whose mean box overlaps it best."""
-    if len(hits) == 0:
-        return hits
-    labels = clusters(hits)
-    best, best_iou = -1, 0.0
-    for k in range(int(labels.max()) + 1):
-        mean = hits[labels == k].mean(axis=0)
-        o = iou(face.box, tuple(int(round(v)) for v in mean))
-        if o > best_iou:
-            best, best_iou = k, o
-    return hits[labels == best] if best >= 0 else hits[:0]
 
 
 def _track(face: Face, hits: np.ndarray) -> _Track:
