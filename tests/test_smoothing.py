@@ -79,3 +79,20 @@ def test_reset_forgets():
     assert sm.emotion == "happy"
     sm.reset()
     assert sm.emotion is None
+
+
+def test_room_weighs_faces_by_size_and_confidence_and_largest_takes_one():
+    from moodbox.smoothing import FaceScores
+
+    room = Smoother(LABELS, SmootherSettings(faces="room"))
+    big_happy, small_sad = FaceScores(scores("happy", 0.8), area=200 * 200), FaceScores(scores("sad", 0.8), area=100 * 100)
+    vec = dict(zip(LABELS, room.combine([small_sad, big_happy])))
+    assert abs(vec["happy"] - (0.8 * 4 + 0.2 / 6) / 5) < 1e-9 and vec["happy"] > vec["sad"]  # weights 4 : 1
+    unsure_big = FaceScores(scores("happy", 0.3), area=120 * 120)  # as big, but the model is unsure of it
+    vec = dict(zip(LABELS, room.combine([unsure_big, FaceScores(scores("sad", 0.9), area=100 * 100)])))
+    assert vec["sad"] > vec["happy"]
+    largest = Smoother(LABELS, SmootherSettings(faces="largest"))
+    assert dict(zip(LABELS, largest.combine([small_sad, big_happy])))["happy"] == 0.8
+    out = room.update(0.0, [small_sad, big_happy])
+    assert out.face and out.faces == 2
+    assert room.update(0.1, []).faces == 0 and not room.update(0.2, None).face

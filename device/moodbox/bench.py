@@ -24,7 +24,9 @@ from moodbox.faces import FaceDetector, iou, to_gray
 from moodbox.pipeline import VisionPipeline, detector_settings
 from moodbox.sources import Frame, LiveSource, open_source
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "samples" / "short_hamilton_clip.mp4"
+# The public-domain sample film, shipped inside the package (in the repository a link to samples/), so
+# that `moodbox bench` works on a box where the package was installed without the repository.
+DEFAULT_SOURCE = Path(__file__).parent / "samples" / "short_hamilton_clip.mp4"
 
 
 def rss_mb() -> float:

@@ -77,7 +77,7 @@ class DetectionConfig(_Section):
     equalize: bool = Field(False, description="Equalise the histogram before detection (helps in dim light, adds false faces in bright scenes)")
     max_faces: int = Field(4, ge=1, le=32, description="Most faces classified per frame, largest first")
     tracking: bool = Field(True, description="Search near the faces just found instead of scanning every frame whole (false: a full scan every frame)")
-    rescan_s: float = Field(0.5, ge=0, le=60, description="While faces are tracked, scan the whole frame for newcomers this often if the picture changed outside the tracked faces")
+    rescan_s: float = Field(0.5, ge=0, le=60, description="While faces are tracked, a full scan because much of the picture changed (a cut, a moving camera) runs at most this often; smaller changes outside a tracked person are searched where they happened")
     change_threshold: float = Field(4.0, ge=0, le=255, description="Change of an 8x8-pixel block's mean grey level that counts as the picture changing (0: rescan every rescan_s regardless)")
     full_scan_s: float = Field(5.0, ge=0, le=600, description="While faces are tracked, scan the whole frame at least this often whatever changed")
     idle_after_s: float = Field(5.0, ge=0, le=3600, description="A lost face is searched for where it was for this long, and nobody seen for this long counts as an empty room ...")
@@ -97,6 +97,9 @@ class SmoothingConfig(_Section):
     dwell_s: float = Field(2.0, ge=0, le=600, description="Seconds a new emotion must keep the lead before it becomes the stable emotion")
     no_face_s: float = Field(10.0, gt=0, le=3600, description='Seconds without a face before the stable emotion becomes "no face" (null)')
     min_frames: int = Field(3, ge=1, le=1000, description="Faces needed in the window before any emotion is reported")
+    faces: Literal["room", "largest"] = Field(
+        "room", description="room: every face in view (up to detection.max_faces) counts, weighted by its size and confidence; largest: the largest face alone"
+    )
 
 
 class MpdConfig(_Section):

@@ -1,4 +1,6 @@
-"""Face detection with OpenCV's Haar cascade, run on a downscaled grey frame for speed."""
+"""Face detection with OpenCV's Haar cascade: full scans, and exact searches of parts of a frame.
+
+The tracker that decides which to run is in :mod:`moodbox.tracking`."""
 
 from __future__ import annotations
 
@@ -23,6 +25,15 @@ class Face:
     @property
     def area(self) -> int:
         return self.box[2] * self.box[3]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one search found: the grouped faces (largest first) and the cascade's raw hits, (N, 4) boxes in
+    frame pixels."""
+
+    faces: list[Face]
+    hits: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -114,47 +125,58 @@ class FaceDetector:
                     hits.append((hx, hy, side, side))
         return hits
 
-    def detect_region(self, gray: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> list[Face]:
-        """Faces inside ``region`` between ``min_side`` and ``max_side`` pixels: a small, cheap search around
-        where a face just was. Its raw hits are the ones a full scan makes there (:meth:`raw_hits`) and
-        they are grouped as detectMultiScale groups them, so the box is the full scan's box whenever the
-        face's raw hits all fall in the region and the size range."""
+    def sides(self, min_side: int, max_side: int) -> list[int]:
+        """The window sides (frame pixels at detect_width 1:1) a scan tries between the two bounds."""
+        return [int(round(self._window * float(sc))) for sc in self._scales(min_side, max_side)]
+
+    def _group(self, hits: list[tuple[int, int, int, int]] | np.ndarray, factor: float) -> Scan:
+        """Raw hits grouped as detectMultiScale groups them (groupRectangles, eps 0.2), both mapped back
+        to frame pixels."""
+        if len(hits) == 0:
+            return Scan([], np.zeros((0, 4), np.int32))
+        grouped, _ = cv2.groupRectangles([[int(v) for v in r] for r in hits], self.settings.min_neighbors, 0.2)
+        raw = np.asarray(hits, np.float64).reshape(-1, 4)
+        if factor != 1.0:
+            raw = np.rint(raw / factor)
+        faces = [
+            Face((int(round(fx / factor)), int(round(fy / factor)), int(round(fw / factor)), int(round(fh / factor))))
+            for (fx, fy, fw, fh) in (grouped if len(grouped) else [])
+        ]
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return Scan(faces, raw.astype(np.int32))
+
+    def search(self, gray: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> Scan:
+        """Faces inside ``region`` between ``min_side`` and ``max_side`` pixels, and the raw hits they
+        were grouped from: a small, cheap search around where a face just was or where the picture
+        changed. Its raw hits are the ones a full scan makes there (:meth:`raw_hits`) and they are
+        grouped as detectMultiScale groups them, so a box is the full scan's box whenever the face's raw
+        hits all fall in the region and the size range."""
         if min_side <= 0 or min(region[2], region[3]) < min_side:
-            return []
+            return Scan([], np.zeros((0, 4), np.int32))
         image, factor = self._prepare(gray)
         x, y, w, h = region
         sx, sy = int(x * factor), int(y * factor)
         scaled = (sx, sy, int(np.ceil((x + w) * factor)) - sx, int(np.ceil((y + h) * factor)) - sy)
         hits = self.raw_hits(image, scaled, max(1, int(round(min_side * factor))), int(round(max_side * factor)))
-        if not hits:
-            return []
-        grouped, _ = cv2.groupRectangles([list(r) for r in hits], self.settings.min_neighbors, 0.2)
-        return [
-            Face((int(round(fx / factor)), int(round(fy / factor)), int(round(fw / factor)), int(round(fh / factor))))
-            for (fx, fy, fw, fh) in (grouped if len(grouped) else [])
-        ]
+        return self._group(hits, factor)
 
-    def detect(self, gray: np.ndarray) -> list[Face]:
-        """Faces in a grey frame, largest first, boxes in the frame's own pixels."""
+    def detect_region(self, gray: np.ndarray, region: tuple[int, int, int, int], min_side: int, max_side: int) -> list[Face]:
+        """The faces of :meth:`search`."""
+        return self.search(gray, region, min_side, max_side).faces
+
+    def scan(self, gray: np.ndarray) -> Scan:
+        """A full scan of the frame: the same faces as detectMultiScale (which groups its raw hits with
+        groupRectangles exactly so), plus the raw hits, which tell the tracker where and at which sizes
+        to look for each face next."""
         s = self.settings
         small, factor = self._prepare(gray)
         min_side = max(12, int(round(s.min_face * factor)))
-        found = self._cascade.detectMultiScale(
-            small, scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors, minSize=(min_side, min_side)
-        )
-        faces = [
-            Face(
-                (
-                    int(round(x / factor)),
-                    int(round(y / factor)),
-                    int(round(bw / factor)),
-                    int(round(bh / factor)),
-                )
-            )
-            for (x, y, bw, bh) in (found if len(found) else [])
-        ]
-        faces.sort(key=lambda f: f.area, reverse=True)
-        return faces
+        raw = self._cascade.detectMultiScale(small, scaleFactor=s.scale_factor, minNeighbors=0, minSize=(min_side, min_side))
+        return self._group(raw if len(raw) else [], factor)
+
+    def detect(self, gray: np.ndarray) -> list[Face]:
+        """Faces in a grey frame, largest first, boxes in the frame's own pixels."""
+        return self.scan(gray).faces
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -167,147 +189,43 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union else 0.0
 
 
-@dataclass(frozen=True)
-class TrackerSettings:
-    rescan_s: float = 0.5  # while faces are tracked, a full-frame scan at least this often finds newcomers ...
-    change_threshold: float = 4.0  # ... if an 8x8 block outside them changed its mean grey level by more than this
-    full_scan_s: float = 5.0  # a full scan at least this often whatever changed
-    idle_after_s: float = 5.0  # nobody seen for this long: the room is empty ...
-    idle_scan_s: float = 0.5  # ... and a full scan this often is enough
-    still_threshold: float = 2.0  # no 8x8 block's mean grey level changed by more than this: nothing moved
-    roi_margin: float = 0.5  # a tracked face is searched for in its box grown by this much of its size
+def clusters(hits: np.ndarray, eps: float = 0.2) -> np.ndarray:
+    """Labels of the classes OpenCV's groupRectangles partitions raw hits into (its SimilarRects rule,
+    joined transitively), so the hits that make each grouped face are known."""
+    n = len(hits)
+    labels = np.full(n, -1, np.int32)
+    if n == 0:
+        return labels
+    x, y, w, h = (hits[:, i].astype(np.float64) for i in range(4))
+    d = eps * (np.minimum.outer(w, w) + np.minimum.outer(h, h)) * 0.5
+    sim = (
+        (np.abs(x[:, None] - x) <= d) & (np.abs(y[:, None] - y) <= d)
+        & (np.abs((x + w)[:, None] - (x + w)) <= d) & (np.abs((y + h)[:, None] - (y + h)) <= d)
+    )
+    k = 0
+    for i in range(n):
+        if labels[i] >= 0:
+            continue
+        labels[i] = k
+        todo = [i]
+        while todo:
+            j = todo.pop()
+            for m in np.flatnonzero(sim[j] & (labels < 0)):
+                labels[m] = k
+                todo.append(int(m))
+        k += 1
+    return labels
 
 
-@dataclass(frozen=True)
-class Detection:
-    faces: list[Face]
-    kind: str  # "full" | "roi" | "still" | "idle"
-
-
-# A tracked face is looked for at these fractions of its last size. Wider than a face grows or shrinks
-# between two frames, because the cascade's raw hits for one face span about this range and are averaged
-# into its box: cutting some off would move the box away from the one a full scan returns.
-_SIZE_RANGE = (0.65, 1.5)
-_BLOCK = 8  # pixels per side of the blocks whose change decides whether a frame moved
-
-
-class FaceTracker:
-    """Makes Haar detection cheap without changing what it finds.
-
-    A full-frame scan finds faces; in the frames after it, each face is searched for at its own size near
-    where it was (which returns the box a full scan would, see :meth:`FaceDetector.detect_region`). The
-    full scan is repeated every ``rescan_s`` to find newcomers, but only if the picture changed somewhere
-    outside the tracked faces since the last one (the cascade's answer for a window depends only on its
-    pixels, and nobody can walk in without changing them), and at least every ``full_scan_s``. A face
-    that is lost triggers a full scan at once. If that does not find it, it becomes a ghost: Haar loses a
-    turned or blurred face for a few frames and finds it again where it was, so for ``idle_after_s`` the
-    ghost's surroundings are searched every frame like a tracked face's, and with nobody tracked a full
-    scan is needed only when something changed outside them. A frame in which nothing moved is not looked
-    at, and an empty room is scanned only every ``idle_scan_s``."""
-
-    def __init__(self, detector: FaceDetector, settings: TrackerSettings | None = None) -> None:
-        self.detector = detector
-        self.s = settings or TrackerSettings()
-        self.reset()
-
-    def reset(self) -> None:
-        self._faces: list[Face] = []
-        self._ghosts: list[tuple[Face, float]] = []  # faces lost by the last full scans, and when
-        self._blocks: np.ndarray | None = None  # block means of the last frame analysed
-        self._scanned: np.ndarray | None = None  # block means at the last full scan
-        self._last_full = -1e9
-        self._last_seen: float | None = None
-
-    def _still(self, blocks: np.ndarray) -> bool:
-        """Nothing moved since the last frame analysed. Judged per block, not on the frame's average: a
-        face that shifts two pixels changes a few blocks clearly and the frame's average hardly at all."""
-        if self._blocks is None or self._blocks.shape != blocks.shape or self.s.still_threshold <= 0:
-            return False
-        return int(np.max(np.abs(blocks - self._blocks))) <= self.s.still_threshold
-
-    def _changed_elsewhere(self, blocks: np.ndarray, regions: list[tuple[int, int, int, int]]) -> bool:
-        """Whether any block outside ``regions`` (the tracked faces' surroundings) changed since the last
-        full scan."""
-        if self.s.change_threshold <= 0 or self._scanned is None or self._scanned.shape != blocks.shape:
-            return True
-        changed = np.abs(blocks - self._scanned) > self.s.change_threshold
-        for x, y, w, h in regions:
-            changed[y // _BLOCK : -(-(y + h) // _BLOCK), x // _BLOCK : -(-(x + w) // _BLOCK)] = False
-        return bool(changed.any())
-
-    def _region(self, face: Face, w: int, h: int) -> tuple[int, int, int, int]:
-        x, y, fw, fh = face.box
-        m = int(round(max(fw, fh) * self.s.roi_margin))
-        x0, y0 = max(0, x - m), max(0, y - m)
-        return (x0, y0, min(w, x + fw + m) - x0, min(h, y + fh + m) - y0)
-
-    def _search(self, gray: np.ndarray, face: Face, region: tuple[int, int, int, int]) -> Face | None:
-        fw = face.box[2]
-        smallest = max(self.detector.settings.min_face, int(fw * _SIZE_RANGE[0]))
-        near = self.detector.detect_region(gray, region, smallest, int(fw * _SIZE_RANGE[1]) + 1)
-        return max(near, key=lambda f: iou(f.box, face.box)) if near else None
-
-    def _full(self, gray: np.ndarray, t: float, blocks: np.ndarray) -> Detection:
-        before = [(f, t) for f in self._faces] + self._ghosts
-        self._faces = self.detector.detect(gray)
-        self._last_full = t
-        self._scanned = blocks
-        if self._faces:
-            self._last_seen = t
-        self._ghosts = []
-        # The faces this scan lost, newest first, unless one found covers them or they are too old; and only
-        # as many as keep the searched area under the frame's (more searching would cost more than a full scan).
-        h, w = gray.shape[:2]
-        budget = h * w - sum(r[2] * r[3] for r in (self._region(f, w, h) for f in self._faces))
-        for face, lost_at in sorted(before, key=lambda g: -g[1]):
-            if t - lost_at >= self.s.idle_after_s or any(iou(face.box, g.box) >= 0.2 for g in self._faces + [g for g, _ in self._ghosts]):
-                continue
-            _, _, rw, rh = self._region(face, w, h)
-            if rw * rh <= budget:
-                budget -= rw * rh
-                self._ghosts.append((face, lost_at))
-        return Detection(self._faces, "full")
-
-    def detect(self, gray: np.ndarray, t: float) -> Detection:
-        h, w = gray.shape[:2]
-        blocks = cv2.resize(gray, (max(1, w // _BLOCK), max(1, h // _BLOCK)), interpolation=cv2.INTER_AREA).astype(np.int16)
-        if self._still(blocks):
-            return Detection(self._faces, "still")
-        self._blocks = blocks
-        if self._last_seen is None:
-            self._last_seen = t  # the first frame: nobody has been missed yet
-        self._ghosts = [(g, lost_at) for g, lost_at in self._ghosts if t - lost_at < self.s.idle_after_s]
-        if not self._faces and not self._ghosts:
-            idle = t - self._last_seen >= self.s.idle_after_s
-            if idle and t - self._last_full < self.s.idle_scan_s:
-                return Detection([], "idle")
-            return self._full(gray, t, blocks)
-        if t - self._last_full >= self.s.full_scan_s:
-            return self._full(gray, t, blocks)
-        found: list[Face] = []
-        regions: list[tuple[int, int, int, int]] = []
-        for face in self._faces:
-            region = self._region(face, w, h)
-            regions.append(region)
-            best = self._search(gray, face, region)
-            if best is None:
-                return self._full(gray, t, blocks)  # lost it: look everywhere
-            if all(iou(best.box, g.box) < 0.5 for g in found):
-                found.append(best)
-        ghosts: list[tuple[Face, float]] = []
-        for ghost, lost_at in self._ghosts:
-            region = self._region(ghost, w, h)
-            regions.append(region)
-            best = self._search(gray, ghost, region)
-            if best is None:
-                ghosts.append((ghost, lost_at))
-            elif all(iou(best.box, g.box) < 0.5 for g in found):
-                found.append(best)
-        if self._changed_elsewhere(blocks, regions) and (not found or t - self._last_full >= self.s.rescan_s):
-            return self._full(gray, t, blocks)  # somebody may have come in (at once while nobody is tracked)
-        self._ghosts = ghosts
-        found.sort(key=lambda f: f.area, reverse=True)
-        self._faces = found
-        if found:
-            self._last_seen = t
-        return Detection(found, "roi")
+def hits_of(face: Face, hits: np.ndarray) -> np.ndarray:
+    """The raw hits grouped into ``face``: the class whose mean box overlaps it best."""
+    if len(hits) == 0:
+        return hits
+    labels = clusters(hits)
+    best, best_iou = -1, 0.0
+    for k in range(int(labels.max()) + 1):
+        mean = hits[labels == k].mean(axis=0)
+        o = iou(face.box, tuple(int(round(v)) for v in mean))
+        if o > best_iou:
+            best, best_iou = k, o
+    return hits[labels == best] if best >= 0 else hits[:0]

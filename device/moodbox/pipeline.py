@@ -6,21 +6,23 @@ Shared by ``replay``, ``bench`` and the daemon so that all three measure and run
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moodbox.config import Config
 from moodbox.emotions import EmotionClassifier, EmotionScores
-from moodbox.faces import DetectorSettings, FaceDetector, FaceTracker, TrackerSettings, to_gray
-from moodbox.smoothing import SmoothedEmotion, Smoother, SmootherSettings
+from moodbox.faces import DetectorSettings, FaceDetector, to_gray
+from moodbox.tracking import FaceTracker, TrackerSettings
+from moodbox.smoothing import FaceScores, SmoothedEmotion, Smoother, SmootherSettings
 from moodbox.sources import Frame
 
 
 @dataclass(frozen=True)
 class FrameResult:
     t: float
-    faces: list[EmotionScores]
-    smoothed: SmoothedEmotion
+    faces: list[EmotionScores]  # every face classified (up to detection.max_faces), largest first
+    smoothed: SmoothedEmotion  # .faces: how many faces are in view
+
     timings_ms: dict[str, float] = field(default_factory=dict)
     detection: str = "full"  # how the faces were found: full | roi | still | idle
 
@@ -31,6 +33,16 @@ class FrameResult:
             "emotion": self.smoothed.emotion,
             "mood": mood,
         }
+
+
+# A face whose best two emotions are closer than this is a near tie, which a box a few pixels off can
+# tip: the tracker then finds its box exactly in the next frame instead of keeping the last one.
+UNSURE_MARGIN = 0.15
+
+
+def _margin(scores: dict[str, float]) -> float:
+    top = sorted(scores.values())[-2:]
+    return top[-1] - top[0] if len(top) == 2 else 1.0
 
 
 def detector_settings(cfg: Config) -> DetectorSettings:
@@ -54,7 +66,7 @@ def smoother_settings(cfg: Config) -> SmootherSettings:
     s = cfg.smoothing
     return SmootherSettings(
         window_s=s.window_s, min_confidence=s.min_confidence, margin=s.margin, dwell_s=s.dwell_s,
-        no_face_s=s.no_face_s, min_frames=s.min_frames,
+        no_face_s=s.no_face_s, min_frames=s.min_frames, faces=s.faces,
     )
 
 
@@ -78,8 +90,11 @@ class VisionPipeline:
         else:
             scored = self.classifier.classify(gray, faces)
             self._last_scores = scored
+            self.tracker.unsure([f.box for f in scored if _margin(f.scores) < UNSURE_MARGIN])
         t2 = time.perf_counter()
-        smoothed = self.smoother.update(frame.t, scored[0].scores if scored else None)
+        smoothed = self.smoother.update(frame.t, [FaceScores(f.scores, f.box[2] * f.box[3]) for f in scored])
+        if len(found.faces) != smoothed.faces:  # more in view than classified (detection.max_faces)
+            smoothed = replace(smoothed, faces=len(found.faces))
         t3 = time.perf_counter()
         return FrameResult(
             t=frame.t, faces=scored, smoothed=smoothed,

@@ -5,12 +5,18 @@ music follows an average over a sliding time window instead, with three brakes a
 confidence floor per frame, hysteresis (a challenger must lead the current emotion by a margin), and a
 minimum dwell (it must keep that lead for a while). All times are frame timestamps, never the wall clock,
 so a file replayed at any speed gives the same result as the live camera.
+
+With several people in view, ``faces: room`` (the default) lets every face count: each frame's faces are
+averaged, weighted by face area and by how sure the model is of each, before entering the window, so
+one happy and one sad listener make a mixed but steady average instead of the box following whichever
+face Haar happens to find larger in each frame. ``faces: largest`` uses the largest face alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +32,15 @@ class SmootherSettings:
     dwell_s: float = 2.0
     no_face_s: float = 10.0
     min_frames: int = 3
+    faces: str = "room"  # "room": every face counts, weighted by area and confidence | "largest"
+
+
+@dataclass(frozen=True)
+class FaceScores:
+    """One face's emotion scores and its box's area (pixels), as the smoother weighs it."""
+
+    scores: Mapping[str, float]
+    area: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class SmoothedEmotion:
     scores: dict[str, float] = field(default_factory=dict)  # the window's averaged scores
     face: bool = False  # a face was seen in this frame
     changed: bool = False  # the stable emotion changed with this frame
+    faces: int = 0  # faces in view in this frame
 
 
 class Smoother:
@@ -61,12 +77,29 @@ class Smoother:
         self._pending = None
         self._last_face_t = None
 
-    def update(self, t: float, scores: dict[str, float] | None) -> SmoothedEmotion:
-        """Feed one frame: the scores of the listener's face, or None when no face is in view."""
+    def combine(self, faces: Sequence[FaceScores]) -> np.ndarray | None:
+        """One frame's score vector: the largest face's, or (room) the faces' average weighted by area
+        times the face's top score, so a big, clear face counts more than a small, unsure one."""
+        if not faces:
+            return None
+        vecs = np.array([[f.scores.get(k, 0.0) for k in self.labels] for f in faces], dtype=np.float64)
+        if self.s.faces == "largest" or len(faces) == 1:
+            return vecs[int(np.argmax([f.area for f in faces]))]
+        weights = np.array([max(f.area, 0.0) for f in faces]) * vecs.max(axis=1)
+        if weights.sum() <= 0:
+            return vecs.mean(axis=0)
+        return (weights[:, None] * vecs).sum(axis=0) / weights.sum()
+
+    def update(self, t: float, scores: Mapping[str, float] | Sequence[FaceScores] | None) -> SmoothedEmotion:
+        """Feed one frame: the faces in view (each with its scores and area), one face's scores, or None
+        (or no faces) when nobody is in view."""
         s = self.s
-        if scores is not None:
+        faces: Sequence[FaceScores] = (
+            [] if scores is None else [FaceScores(scores)] if isinstance(scores, Mapping) else scores
+        )
+        vec = self.combine(faces)
+        if vec is not None:
             self._last_face_t = t
-            vec = np.array([scores.get(k, 0.0) for k in self.labels], dtype=np.float64)
             if vec.max() >= s.min_confidence:
                 self._window.append((t, vec))
         while self._window and self._window[0][0] < t - s.window_s:
@@ -89,8 +122,8 @@ class Smoother:
         avg = {k: float(v) for k, v in zip(self.labels, mean)} if mean is not None else {}
         conf = avg.get(self._stable, 0.0) if self._stable else 0.0
         return SmoothedEmotion(
-            t=t, emotion=self._stable, confidence=conf, scores=avg, face=scores is not None,
-            changed=self._stable != before,
+            t=t, emotion=self._stable, confidence=conf, scores=avg, face=vec is not None,
+            changed=self._stable != before, faces=len(faces),
         )
 
     def _decide(self, t: float, mean: np.ndarray) -> None:

@@ -1,0 +1,365 @@
+"""Following faces between full Haar scans, so that a talking, moving listener costs little and the
+tracker still finds what a full-resolution scan would find."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+
+from moodbox.faces import Face, FaceDetector, hits_of, iou
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]
+
+_BLOCK = 8  # pixels per side of the blocks whose mean grey level tells where the picture changed
+# The wide search (a face just lost or uncertain) looks at these fractions of the face's last size. Wider
+# than a face grows or shrinks between two frames, because the cascade's raw hits for one face span about
+# this range and are averaged into its box: cutting some off would move the box off the full scan's.
+_SIZE_RANGE = (0.65, 1.5)
+_MAX_SEARCHED = 0.2  # changed parts larger than this share of the frame are left to a full scan
+_PATCH = 32  # side of the shrunk face image compared between frames to tell whether the head moved
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    rescan_s: float = 0.5  # while faces are tracked, a full scan because much of the picture changed at most this often
+    change_threshold: float = 4.0  # an 8x8 block whose mean grey level moved by more than this has changed
+    full_scan_s: float = 5.0  # while faces are tracked (or lost ones searched for), a full scan at least this often
+    idle_after_s: float = 5.0  # a lost face is searched for where it was this long; nobody seen this long: empty room ...
+    idle_scan_s: float = 0.5  # ... which is scanned this often
+    still_threshold: float = 2.0  # no block changed by more than this since the last frame analysed: nothing moved
+    roi_margin: float = 0.5  # the wide search looks in a face's box grown by this much of its size
+    motion: float = 0.15  # the narrow search looks this much of a face's size beyond its last raw hits
+    body_side: float = 1.0  # change this many face widths either side of a tracked face belongs to its person ...
+    body_below: float = 4.0  # ... and this many face heights below it (shoulders, hands, a nodding head)
+    changed_share: float = 0.3  # more of the frame than this changed (a cut, a moving camera): a full scan
+    empty_rescan_s: float = 0.0  # with nobody tracked, such full scans at most this often
+    narrow: bool = False  # search just around a face's last raw hits first (on real faces, whose hits spread
+    # over 0.7-1.4 times their size, it saved little and often had to be followed by the wide search)
+    verify_s: float = 0.4  # a face whose head has not moved keeps its box, searched for again this often
+    hold_shift: float = 0.03  # the head moved: shifted by more than this much of the face's size ...
+    hold_change: float = 5.0  # ... or its shrunk image changed by more than this many grey levels on average
+    hold_min: float = 2.0  # faces smaller than this many times detection.min_face are searched every frame
+
+
+@dataclass(frozen=True)
+class Detection:
+    faces: list[Face]
+    kind: str  # "full" | "roi" | "still" | "idle"
+
+
+@dataclass(frozen=True)
+class _Track:
+    """A face and where its raw hits were: the next frame's narrow search looks just around them."""
+
+    face: Face
+    span: Box  # x0, y0, x1, y1 of the raw hits' windows
+    lo: int  # smallest and largest raw-hit side
+    hi: int
+    lost_at: float | None = None
+    exact: Face | None = None  # the box the last search returned ...
+    patch: np.ndarray | None = field(default=None, compare=False, repr=False)  # ... the face there, shrunk ...
+    verified: float = -1e9  # ... and when
+    seen: int = 0  # searches in a row that found it: a face found once may be a flicker of the cascade
+    unsure: bool = False  # its emotion was a near tie: a pixel of box decides it, so it is searched for exactly
+
+
+def _patch(gray: np.ndarray, box: Box) -> np.ndarray:
+    x, y, w, h = box
+    return cv2.resize(gray[y : y + h, x : x + w], (_PATCH, _PATCH), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _track(face: Face, hits: np.ndarray) -> _Track:
+    mine = hits_of(face, hits)
+    if len(mine) == 0:
+        x, y, w, h = face.box
+        return _Track(face, (x, y, x + w, y + h), w, w)
+    x0, y0 = int(mine[:, 0].min()), int(mine[:, 1].min())
+    x1, y1 = int((mine[:, 0] + mine[:, 2]).max()), int((mine[:, 1] + mine[:, 3]).max())
+    return _Track(face, (x0, y0, x1, y1), int(mine[:, 2].min()), int(mine[:, 2].max()))
+
+
+def _clip(x0: float, y0: float, x1: float, y1: float, w: int, h: int) -> Box:
+    """(x, y, width, height) of the part of a corner box inside a w x h frame."""
+    a, b = max(0, int(x0)), max(0, int(y0))
+    return (a, b, max(0, min(w, int(np.ceil(x1))) - a), max(0, min(h, int(np.ceil(y1))) - b))
+
+
+class FaceTracker:
+    """Makes Haar detection cheap without changing what it finds.
+
+    A full scan finds the faces and the cascade's raw hits behind each. In the frames after it each face
+    is searched for with the exact region search (:meth:`FaceDetector.search`) just around its last raw
+    hits, at their sizes and one scale step either side; if the face's hits reach the edge of what was
+    searched, or it is not found, a wide search (its box grown by ``roi_margin``, 0.65-1.5 times its size)
+    follows. A face lost there stays searched for where it was, whenever its surroundings change, for
+    ``idle_after_s`` (Haar loses a turned or blurred head for a few frames).
+
+    Newcomers: the cascade's answer for a window depends only on its pixels, and nobody comes in without
+    changing them. So the tracker keeps, per 8x8 block, the mean grey level it last accounted for, and
+    searches only the parts that changed since, discounting change around a tracked face and below it
+    (the same person's head, shoulders and hands). A change over more than ``changed_share`` of the frame
+    (a cut, a moving camera) calls for a full scan instead, at most every ``rescan_s`` while faces are
+    tracked; and a full scan runs at least every ``full_scan_s`` whatever changed. A frame in which
+    nothing moved is not looked at, and an empty room is scanned every ``idle_scan_s``."""
+
+    def __init__(self, detector: FaceDetector, settings: TrackerSettings | None = None) -> None:
+        self.detector = detector
+        self.s = settings or TrackerSettings()
+        self.reset()
+
+    def reset(self) -> None:
+        self._tracks: list[_Track] = []
+        self._ghosts: list[_Track] = []  # faces lost, searched for where they were when it changes there
+        self._blocks: np.ndarray | None = None  # block means of the last frame analysed
+        self._ref: np.ndarray | None = None  # block means as last accounted for (searched, or someone's body)
+        self._last_full = -1e9
+        self._last_seen: float | None = None
+        self._sides: tuple[tuple[int, int], list[int]] | None = None
+        self._extra: list[_Track] = []  # other faces the searches for tracked ones came across this frame
+
+    @property
+    def _faces(self) -> list[Face]:
+        return [tr.face for tr in self._tracks]
+
+    def unsure(self, boxes: list[Box]) -> None:
+        """The faces at these boxes read as a near tie between two emotions: their next boxes must be the
+        full scan's own, not a held one a few pixels off (which can tip the tie the other way)."""
+        self._tracks = [replace(tr, unsure=tr.face.box in boxes) for tr in self._tracks]
+
+    # -- change ------------------------------------------------------------------------------------
+
+    def _still(self, blocks: np.ndarray) -> bool:
+        """Nothing moved since the last frame analysed. Judged per block, not on the frame's average: a
+        face that shifts two pixels changes a few blocks clearly and the frame's average hardly at all."""
+        if self._blocks is None or self._blocks.shape != blocks.shape or self.s.still_threshold <= 0:
+            return False
+        return int(np.max(np.abs(blocks - self._blocks))) <= self.s.still_threshold
+
+    @staticmethod
+    def _cells(box: Box) -> tuple[slice, slice]:
+        x, y, w, h = box
+        return slice(y // _BLOCK, -(-(y + h) // _BLOCK)), slice(x // _BLOCK, -(-(x + w) // _BLOCK))
+
+    def _account(self, blocks: np.ndarray, box: Box) -> None:
+        """The picture in ``box`` has been looked at (or belongs to someone tracked): change there is old."""
+        assert self._ref is not None
+        rows, cols = self._cells(box)
+        self._ref[rows, cols] = blocks[rows, cols]
+
+    def _body(self, face: Face, w: int, h: int) -> Box:
+        x, y, fw, fh = face.box
+        s = self.s
+        return _clip(x - s.body_side * fw, y - 0.5 * fh, x + fw + s.body_side * fw, y + fh + s.body_below * fh, w, h)
+
+    def _wide(self, face: Face, w: int, h: int) -> Box:
+        x, y, fw, fh = face.box
+        m = max(fw, fh) * self.s.roi_margin
+        return _clip(x - m, y - m, x + fw + m, y + fh + m, w, h)
+
+    # -- searches ----------------------------------------------------------------------------------
+
+    def _all_sides(self, w: int, h: int) -> list[int]:
+        if self._sides is None or self._sides[0] != (w, h):
+            self._sides = ((w, h), self.detector.sides(self.detector.settings.min_face, min(w, h)))
+        return self._sides[1]
+
+    def _narrow(self, gray: np.ndarray, tr: _Track) -> _Track | None:
+        """Search just around a face's last raw hits; None when the answer may reach beyond (the hits touch
+        the searched area's edge or its smallest or largest size) or the face is not there."""
+        h, w = gray.shape[:2]
+        sides = self._all_sides(w, h)
+        if not sides:
+            return None
+        below = [sd for sd in sides if sd < tr.lo]
+        above = [sd for sd in sides if sd > tr.hi]
+        lo = below[-1] if below else sides[0]
+        hi = above[0] if above else sides[-1]
+        x0, y0, x1, y1 = tr.span
+        g = max(2.0, self.s.motion * tr.face.box[2])
+        region = _clip(x0 - g, y0 - g, x1 + g, y1 + g, w, h)
+        found = self.detector.search(gray, region, lo, hi)
+        best = max(found.faces, key=lambda f: iou(f.box, tr.face.box), default=None)
+        if best is None or iou(best.box, tr.face.box) < 0.3:
+            return None
+        self._extra += [_track(f, found.hits) for f in found.faces if f is not best]
+        new = _track(best, found.hits)
+        rx, ry, rw, rh = region
+        tol = max(2, new.hi // 12)
+        if (new.lo == lo and lo > sides[0]) or (new.hi == hi and hi < sides[-1]):
+            return None
+        sx0, sy0, sx1, sy1 = new.span
+        if (rx > 0 and sx0 - rx < tol) or (ry > 0 and sy0 - ry < tol) or (rx + rw < w and rx + rw - sx1 < tol) or (ry + rh < h and ry + rh - sy1 < tol):
+            return None
+        return new
+
+    def _wide_search(self, gray: np.ndarray, face: Face) -> _Track | None:
+        h, w = gray.shape[:2]
+        fw = face.box[2]
+        smallest = max(self.detector.settings.min_face, int(fw * _SIZE_RANGE[0]))
+        found = self.detector.search(gray, self._wide(face, w, h), smallest, int(fw * _SIZE_RANGE[1]) + 1)
+        best = max(found.faces, key=lambda f: iou(f.box, face.box), default=None)
+        self._extra += [_track(f, found.hits) for f in found.faces if f is not best]
+        return _track(best, found.hits) if best is not None else None
+
+    def _hold(self, gray: np.ndarray, tr: _Track, t: float) -> _Track | None:
+        """The face where it was, moved by the head's small shift, if the head has not really moved since
+        the last search (and that was less than ``verify_s`` ago). Haar's own box for a still head jitters
+        by a few pixels from frame to frame as the face talks and blinks; searching again for that costs
+        about a full scan's worth of cascade work around the face, for an answer this one matches."""
+        if tr.exact is None or tr.patch is None or tr.seen < 2 or tr.unsure or t - tr.verified >= self.s.verify_s:
+            return None
+        x, y, w, h = tr.exact.box
+        if w < self.s.hold_min * self.detector.settings.min_face:  # the cascade's answer flickers near its limit
+            return None
+        now = _patch(gray, tr.exact.box)
+        (dx, dy), _ = cv2.phaseCorrelate(tr.patch, now)
+        sx, sy = dx * w / _PATCH, dy * h / _PATCH
+        if math.hypot(sx, sy) > self.s.hold_shift * w or float(np.mean(np.abs(now - tr.patch))) > self.s.hold_change:
+            return None
+        H, W = gray.shape[:2]
+        box = (int(np.clip(x + round(sx), 0, W - w)), int(np.clip(y + round(sy), 0, H - h)), w, h)
+        return replace(tr, face=Face(box))
+
+    def _stamp(self, gray: np.ndarray, tr: _Track | None, t: float) -> _Track | None:
+        if tr is None:
+            return None
+        return replace(tr, exact=tr.face, patch=_patch(gray, tr.face.box), verified=t, seen=tr.seen + 1)
+
+    def _follow(self, gray: np.ndarray, tr: _Track, t: float) -> _Track | None:
+        held = self._hold(gray, tr, t)
+        if held is not None:
+            return held
+        found = self._narrow(gray, tr) if self.s.narrow else None
+        found = found or self._wide_search(gray, tr.face)
+        return self._stamp(gray, replace(found, seen=tr.seen if tr.lost_at is None else 0), t) if found else None
+
+    def _changed_parts(self, changed: np.ndarray, w: int, h: int) -> list[Box]:
+        """Boxes to search for newcomers: each patch of changed blocks grown by its own size (at least the
+        smallest face), so a face whose window holds the change fits inside; overlapping boxes merged."""
+        n, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
+        min_face = self.detector.settings.min_face
+        boxes: list[list[int]] = []
+        for bx, by, bw, bh, _ in stats[1:n]:
+            px, py, pw, ph = bx * _BLOCK, by * _BLOCK, bw * _BLOCK, bh * _BLOCK
+            g = max(min_face, max(pw, ph))
+            x, y, cw, ch = _clip(px - g, py - g, px + pw + g, py + ph + g, w, h)
+            boxes.append([x, y, x + cw, y + ch])
+        merged = True
+        while merged and len(boxes) > 1:
+            merged = False
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    a, b = boxes[i], boxes[j]
+                    if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                        boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                        boxes.pop(j)
+                        merged = True
+                        break
+                if merged:
+                    break
+        return [(a, b, c - a, d - b) for a, b, c, d in boxes]
+
+    def _full(self, gray: np.ndarray, t: float, blocks: np.ndarray) -> Detection:
+        before = [tr if tr.lost_at is not None else replace(tr, lost_at=t) for tr in self._tracks if tr.seen >= 2] + self._ghosts
+        scan = self.detector.scan(gray)
+        self._tracks = [self._stamp(gray, _track(f, scan.hits), t) for f in scan.faces]
+        self._last_full = t
+        self._ref = blocks.copy()
+        if self._tracks:
+            self._last_seen = t
+        self._ghosts = []
+        # The faces this scan lost, newest first, unless one found covers them or they are too old; and only
+        # as many as keep the searched area under the frame's (more searching would cost more than a full scan).
+        h, w = gray.shape[:2]
+        budget = h * w - sum(r[2] * r[3] for r in (self._wide(f, w, h) for f in self._faces))
+        for g in sorted(before, key=lambda g: -(g.lost_at or t)):
+            near = self._faces + [o.face for o in self._ghosts]
+            if t - (g.lost_at or t) >= self.s.idle_after_s or any(iou(g.face.box, o.box) >= 0.2 for o in near):
+                continue
+            _, _, rw, rh = self._wide(g.face, w, h)
+            if rw * rh <= budget:
+                budget -= rw * rh
+                self._ghosts.append(g)
+        return Detection(self._faces, "full")
+
+    def detect(self, gray: np.ndarray, t: float) -> Detection:
+        h, w = gray.shape[:2]
+        blocks = cv2.resize(gray, (max(1, w // _BLOCK), max(1, h // _BLOCK)), interpolation=cv2.INTER_AREA).astype(np.int16)
+        if self._still(blocks):
+            return Detection(self._faces, "still")
+        self._blocks = blocks
+        if self._last_seen is None:
+            self._last_seen = t  # the first frame: nobody has been missed yet
+        self._ghosts = [g for g in self._ghosts if g.lost_at is not None and t - g.lost_at < self.s.idle_after_s]
+        if self._ref is None or self._ref.shape != blocks.shape or self.s.change_threshold <= 0:
+            return self._full(gray, t, blocks)
+        if not self._tracks and not self._ghosts:
+            if t - self._last_seen >= self.s.idle_after_s:  # an empty room
+                return self._full(gray, t, blocks) if t - self._last_full >= self.s.idle_scan_s else Detection([], "idle")
+        elif t - self._last_full >= self.s.full_scan_s:
+            return self._full(gray, t, blocks)
+
+        changed = np.abs(blocks - self._ref) > self.s.change_threshold
+        moving = changed.mean() > self.s.changed_share  # a cut or a moving camera: left to a full scan
+        self._extra = []
+        tracks: list[_Track] = []
+        lost: list[_Track] = []
+        for tr in self._tracks:
+            new = self._follow(gray, tr, t)
+            if new is None:
+                lost.append(replace(tr, lost_at=t))
+            elif all(iou(new.face.box, o.face.box) < 0.5 for o in tracks):
+                tracks.append(new)
+        ghosts: list[_Track] = []
+        for g in self._ghosts:
+            area = self._wide(g.face, w, h)
+            rows, cols = self._cells(area)
+            if moving or not changed[rows, cols].any():
+                ghosts.append(g)  # nothing changed where it was: still not there
+                continue
+            new = self._stamp(gray, self._wide_search(gray, g.face), t)
+            self._account(blocks, area)
+            if new is None:
+                ghosts.append(g)
+            elif all(iou(new.face.box, o.face.box) < 0.5 for o in tracks):
+                tracks.append(new)
+        for ex in self._extra:  # (the cascade also finds a second, smaller "face" in a face at times)
+            if all(iou(ex.face.box, o.face.box) < 0.5 for o in tracks):
+                tracks.append(self._stamp(gray, ex, t))
+        self._extra = []
+        if lost and t - self._last_full >= self.s.empty_rescan_s:
+            self._tracks = tracks + lost  # (the full scan makes ghosts of the ones it does not find)
+            return self._full(gray, t, blocks)  # it may have moved further than searched: look everywhere
+        ghosts += [g for g in lost if g.seen >= 2]  # a face found once and then lost was a flicker
+        for tr in tracks:
+            self._account(blocks, self._body(tr.face, w, h))
+        changed = np.abs(blocks - self._ref) > self.s.change_threshold
+        for g in ghosts:  # searched when it changes there, so not a newcomer's sign
+            rows, cols = self._cells(self._wide(g.face, w, h))
+            changed[rows, cols] = False
+        if changed.any():
+            parts = self._changed_parts(changed, w, h)
+            if moving or sum(p[2] * p[3] for p in parts) > _MAX_SEARCHED * w * h:
+                wait = self.s.rescan_s if tracks else self.s.empty_rescan_s
+                if t - self._last_full >= wait:
+                    self._tracks, self._ghosts = tracks, ghosts
+                    return self._full(gray, t, blocks)  # a cut or a moving camera: look everywhere
+            else:
+                min_face = self.detector.settings.min_face
+                for part in parts:
+                    found = self.detector.search(gray, part, min_face, min(part[2], part[3]))
+                    for f in found.faces:
+                        if all(iou(f.box, o.face.box) < 0.3 for o in tracks):
+                            tracks.append(self._stamp(gray, _track(f, found.hits), t))
+                    self._account(blocks, part)
+        tracks.sort(key=lambda tr: tr.face.area, reverse=True)
+        self._tracks, self._ghosts = tracks, [g for g in ghosts if all(iou(g.face.box, o.face.box) < 0.2 for o in tracks)]
+        if tracks:
+            self._last_seen = t
+        return Detection(self._faces, "roi")
