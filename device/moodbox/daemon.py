@@ -265,7 +265,7 @@ class Daemon:
             self._alive()
             result = self.pipeline.process(frame)
             self.stats.update(result)
-            self.shaper.observe(result.smoothed, len(result.faces))
+            self.shaper.observe(result.smoothed, result.smoothed.faces)  # every face in view, classified or not
             with self._lock:
                 self._last = result
             emotion = result.smoothed.emotion
