@@ -70,7 +70,7 @@ def test_readme_command_runs_as_written(line, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{line}: exit {proc.returncode}\n{out[-3000:]}"
     assert "Traceback" not in out, out[-3000:]
-    assert "XNNPACK" not in out  # LiteRT's own INFO line is not shown to users
+    assert "Created TensorFlow Lite" not in out  # LiteRT's own INFO line is not shown to users
     assert proc.stdout.strip(), f"{line}: printed nothing"
 
 
