@@ -109,7 +109,11 @@ def test_stderr_lines_other_than_litert_info_are_passed_on(capfd):
 
 
 def _interrupt(args: list[str], after_s: float) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([*MOODBOX, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    # A terminal's Ctrl-C: SIGINT back to its default in the child, since a suite started in the
+    # background by a non-interactive shell inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt (the command would run on to its end).
+    proc = subprocess.Popen([*MOODBOX, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(after_s)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
