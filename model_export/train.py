@@ -52,22 +52,15 @@ def _augmenter(seed: int):
     )
 
 
-def _holdout_mask(ds: Dataset, frac: float, seed: int) -> np.ndarray:
+def holdout_mask(ds: Dataset, frac: float, seed: int) -> np.ndarray:
+    """A class-stratified slice of ``ds`` (True = held back) to pick the epoch on: for the final fine-tune
+    on train+val, where val can no longer choose anything honestly."""
     rng = np.random.default_rng(seed)
     held = np.zeros(len(ds), bool)
     for c in range(len(LABELS)):
         idx = np.flatnonzero(ds.labels == c)
         held[rng.permutation(idx)[: int(round(frac * len(idx)))]] = True
     return held
-
-
-def holdout_split(ds: Dataset, frac: float, seed: int) -> tuple[Dataset, Dataset]:
-    """A class-stratified slice of ``ds`` held back to pick the epoch, and the rest to train on: for the
-    final fine-tune on train+val, where val can no longer choose anything honestly."""
-    held = _holdout_mask(ds, frac, seed)
-    keep = ~held
-    return (Dataset(ds.images[keep], ds.labels[keep], ds.source + " minus held-back slice"),
-            Dataset(ds.images[held], ds.labels[held], ds.source + f" held-back {frac:.0%}"))
 
 
 def _random_erase(x, prob: float, seed: int):
@@ -243,9 +236,11 @@ def train(args: argparse.Namespace) -> Path:
         train_ds = Dataset(np.concatenate([train_ds.images, val_ds.images]),
                            np.concatenate([train_ds.labels, val_ds.labels]), train_ds.source + " + val")
     if args.holdout_frac > 0:
+        held = holdout_mask(train_ds, args.holdout_frac, args.seed)
         if soft is not None:
-            soft = soft[~_holdout_mask(train_ds, args.holdout_frac, args.seed)]
-        train_ds, val_ds = holdout_split(train_ds, args.holdout_frac, args.seed)
+            soft = soft[~held]
+        val_ds = Dataset(train_ds.images[held], train_ds.labels[held], train_ds.source + f" held-back {args.holdout_frac:.0%}")
+        train_ds = Dataset(train_ds.images[~held], train_ds.labels[~held], train_ds.source + " minus held-back slice")
         log.info("epoch chosen on a held-back %.0f %% of the training faces", 100 * args.holdout_frac)
     log.info("train: %d faces %s", len(train_ds), train_ds.class_counts())
     log.info("val:   %d faces %s", len(val_ds), val_ds.class_counts())

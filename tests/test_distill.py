@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from model_export.data import LABELS, load
+from tests.util import noise_faces
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "model_export" / "checkpoints" / "moodnet.keras"
 
 
 @pytest.fixture
 def faces(tmp_path):
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for name in LABELS:
-            (tmp_path / "faces" / split / name).mkdir(parents=True)
-            for k in range(3):
-                cv2.imwrite(str(tmp_path / "faces" / split / name / f"{k}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
-    return tmp_path / "faces"
+    return noise_faces(tmp_path / "faces", per_class=3)
 
 
 def test_soft_targets_then_a_student_trained_on_them(tmp_path, faces):

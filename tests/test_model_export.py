@@ -12,6 +12,7 @@ import pytest
 from model_export.data import LABELS, DataError, load, load_csv, load_folder
 from model_export.export import build_metadata, representative_faces
 from model_export.train import class_weights
+from tests.util import noise_faces
 
 
 def _csv(path, rows):
@@ -180,12 +181,7 @@ def test_train_init_fine_tunes_from_a_checkpoint(tmp_path):
 
     from model_export.train import main
 
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for name in LABELS:
-            (tmp_path / "faces" / split / name).mkdir(parents=True)
-            for k in range(2):
-                cv2.imwrite(str(tmp_path / "faces" / split / name / f"{k}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    noise_faces(tmp_path / "faces", per_class=2)
     out = tmp_path / "run"
     assert main(["--data", str(tmp_path / "faces"), "--init", str(CHECKPOINT), "--out", str(out), "--epochs", "1",
                  "--batch", "7", "--cache-dir", ""]) == 0
