@@ -11,9 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.util import scaled
+
 
 def moodbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "moodbox", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "moodbox", *args], capture_output=True, text=True, timeout=scaled(timeout)
+    )
 
 
 def test_analyze_json(astronaut_png):

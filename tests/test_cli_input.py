@@ -129,3 +129,17 @@ def test_ctrl_c_ends_without_a_traceback(args, code):
     proc = _interrupt(args, after_s=4.0)
     no_traceback(proc)
     assert proc.returncode == code, proc.stderr[-2000:]
+
+
+def test_a_second_ctrl_c_during_clean_up_ends_quietly():
+    """Ctrl-C twice (an impatient owner during bench's clean-up): the process ends at once, no traceback."""
+    proc = subprocess.Popen([*MOODBOX, "bench", "--live-seconds", "30"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(4.0)
+    for _ in range(2):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err[-2000:]
+    assert proc.returncode in (130, -signal.SIGINT), err[-2000:]

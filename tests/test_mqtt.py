@@ -17,7 +17,7 @@ from moodbox.config import MqttConfig
 from moodbox.mqtt import MqttBridge, discovery_messages, parse_command, removal_messages
 from tests.mqtt_helpers import Recorder, RecordingCommands
 from moodbox.devservers import Mosquitto, free_port
-from tests.util import wait_for
+from tests.util import scaled, wait_for
 
 MOODS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm", "gentle"]
 T = "moodbox/testbox"
@@ -253,7 +253,7 @@ def test_broker_restart_restores_everything_within_5s(broker, bridge_factory):
     wait_for(lambda: rec.last(f"{T}/availability") == b"online", what="online again")
     wait_for(lambda: len(rec.topics("homeassistant/")) == len(EXPECTED_ENTITIES), what="discovery again")
     wait_for(lambda: rec.last(f"{T}/state"), what="state again")
-    assert time.monotonic() - t0 < 5.0
+    assert time.monotonic() - t0 < scaled(5.0)
 
 
 def test_home_assistant_restart_triggers_rediscovery(broker, bridge_factory):

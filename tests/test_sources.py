@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from moodbox.sources import ImageFolderSource, LiveSource, SourceError, VideoFileSource, open_source
+from tests.util import scaled
 
 
 def test_video_file_timestamps_come_from_the_file(hamilton_clip):
@@ -232,12 +233,12 @@ def test_folder_that_disappears_and_comes_back(tmp_path, caplog):
     assert any("is gone" in s for s in statuses), statuses
     (tmp_path / "gone").rename(folder)
     t0 = time.monotonic()
-    while len(frames) == n and time.monotonic() - t0 < 10:
+    while len(frames) == n and time.monotonic() - t0 < scaled(10):
         time.sleep(0.05)
     stop.set()
     src.close()
     th.join(3)
-    assert len(frames) > n and time.monotonic() - t0 <= 5.0
+    assert len(frames) > n and time.monotonic() - t0 <= scaled(5.0)
     assert len([r for r in caplog.records if r.name.startswith("moodbox.sources")]) <= 5
 
 
@@ -291,12 +292,12 @@ def test_vanished_camera_is_reported_quietly_and_reopened(caplog):
     assert statuses[-1] != "ok" and "no such device" in statuses[-1]
     present.set()
     t0 = time.monotonic()
-    while len(frames) == n and time.monotonic() - t0 < 10:
+    while len(frames) == n and time.monotonic() - t0 < scaled(10):
         time.sleep(0.05)
     stop.set()
     src.close()
     th.join(3)
-    assert len(frames) > n and time.monotonic() - t0 <= 5.0 and statuses[-1] == "ok"
+    assert len(frames) > n and time.monotonic() - t0 <= scaled(5.0) and statuses[-1] == "ok"
     lines = [r for r in caplog.records if r.name.startswith("moodbox.sources")]
     assert len(lines) <= 5, [r.getMessage() for r in lines]
 
@@ -313,12 +314,12 @@ def test_a_looping_folder_may_start_empty(tmp_path):
     assert frames == [] and statuses and statuses[-1].startswith("no images")
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 20, 3), np.uint8))
     t0 = time.monotonic()
-    while not frames and time.monotonic() - t0 < 10:
+    while not frames and time.monotonic() - t0 < scaled(10):
         time.sleep(0.05)
     stop.set()
     src.close()
     th.join(3)
-    assert frames and time.monotonic() - t0 <= 5.0 and statuses[-1] == "ok"
+    assert frames and time.monotonic() - t0 <= scaled(5.0) and statuses[-1] == "ok"
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="no images"):  # without loop an empty folder is still an error
         open_source(str(tmp_path / "empty"), loop=False)

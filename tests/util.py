@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 
+@functools.cache
+def time_factor() -> float:
+    """How many times slower than a developer's x86 machine this one is (at least 1): time limits in tests
+    are multiplied by it, so a Pi or an emulated arm64 chroot runs the same checks without failing on the
+    clock alone. ``MOODBOX_TEST_TIME_FACTOR`` sets it; otherwise a short fixed workload is timed
+    (about 17 ms on a 2-core x86 developer machine, so that counts as 1; pure Python, as the daemon's
+    control paths are)."""
+    env = os.environ.get("MOODBOX_TEST_TIME_FACTOR")
+    if env:
+        return max(1.0, float(env))
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(200_000):
+            total += i % 7
+        best = min(best, time.perf_counter() - t0)
+    return min(30.0, max(1.0, best / 0.025))
+
+
+def scaled(seconds: float) -> float:
+    """A time limit, scaled for this machine's speed (see :func:`time_factor`)."""
+    return seconds * time_factor()
+
+
 def wait_for(pred: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
     """Poll ``pred`` until it returns something truthy (returned), or fail saying what did not happen."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()

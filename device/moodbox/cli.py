@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -227,9 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _first_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: the command stops and cleans up; a second Ctrl-C during that clean-up ends the process at
+    once, quietly (the default action), instead of a KeyboardInterrupt traceback from wherever it lands."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script: a command's exit code, never a traceback for a user's input, a closed pipe
-    (``moodbox replay clip.mp4 --json | head``) or Ctrl-C."""
+    (``moodbox replay clip.mp4 --json | head``) or Ctrl-C (once or twice)."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when a parent made us ignore it
+        signal.signal(signal.SIGINT, _first_interrupt)
     try:
         return _main(argv)
     except KeyboardInterrupt:

@@ -6,6 +6,8 @@ beside the model (DESIGN §6), so any model that carries correct metadata can be
 
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 from collections.abc import Callable
@@ -85,15 +87,46 @@ class ModelMeta:
         return meta
 
 
+@functools.lru_cache(maxsize=16)
+def _tilt_taps(h: int, w: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where each output pixel of a rotation about the centre samples its four neighbours, and their
+    bilinear weights: (4, h*w) flat source indices and (4, h*w, 1) float32 weights.
+
+    Built in float64 numpy and applied with plain numpy arithmetic, so the tilted views are the same bits on
+    every CPU: ``cv2.warpAffine`` takes other SIMD paths on x86 and ARM and gave scores up to 0.007 apart."""
+    a = np.deg2rad(angle)
+    cos, sin = np.cos(a), np.sin(a)
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # inverse of a counter-clockwise rotation by ``angle`` (as cv2.getRotationMatrix2D + warpAffine)
+    sx = cos * (xx - cx) - sin * (yy - cy) + cx
+    sy = sin * (xx - cx) + cos * (yy - cy) + cy
+    x0, y0 = np.floor(sx), np.floor(sy)
+    fx, fy = (sx - x0).ravel(), (sy - y0).ravel()
+
+    def reflect(v: np.ndarray, n: int) -> np.ndarray:  # BORDER_REFLECT_101: ... 2 1 | 0 1 2 ... n-1 | n-2 ...
+        period = 2 * (n - 1) if n > 1 else 1
+        v = np.abs(v.astype(np.int64)) % period
+        return np.where(v >= n, period - v, v)
+
+    x0, y0 = x0.ravel(), y0.ravel()
+    idx, wts = [], []
+    for dy, dx, wt in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        idx.append(reflect(y0 + dy, h) * w + reflect(x0 + dx, w))
+        wts.append(wt)
+    return np.stack(idx), np.stack(wts).astype(np.float32)[:, :, None]
+
+
 def _tilt(batch: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate every image of an (N, h, w, c) batch about its centre, mirroring the edge into the corners."""
+    """Rotate every image of an (N, h, w, c) batch about its centre by ``angle`` degrees
+    (counter-clockwise), bilinear, mirroring the edge into the corners; the same bits on any CPU."""
     n, h, w, c = batch.shape
-    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle, 1.0)
-    out = [
-        cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101).reshape(h, w, c)
-        for img in batch
-    ]
-    return np.stack(out).astype(batch.dtype, copy=False)
+    idx, wts = _tilt_taps(h, w, float(angle))
+    flat = batch.reshape(n, h * w, c).astype(np.float32, copy=False)
+    out = flat[:, idx[0]] * wts[0]
+    for k in (1, 2, 3):
+        out = out + flat[:, idx[k]] * wts[k]
+    return out.reshape(n, h, w, c).astype(batch.dtype, copy=False)
 
 
 def score_views(predict: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, meta: ModelMeta) -> np.ndarray:
