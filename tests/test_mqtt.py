@@ -443,3 +443,26 @@ def test_commands_are_logged_with_their_value(broker, bridge_factory, caplog):
     wait_for(lambda: len(cmds.calls) == 2, what="two commands")
     lines = [r.getMessage() for r in caplog.records]
     assert "command from MQTT: mood auto" in lines and "command from MQTT: privacy ON" in lines
+
+
+def test_discovery_command_announces_the_configured_models_labels(broker, tmp_path):
+    """`moodbox discovery` must give the emotion sensor the options the daemon announces: the labels of
+    the configured model, not the seven FER2013 ones (Home Assistant rejects a state outside them)."""
+    import json as _json
+    import shutil
+
+    from moodbox.emotions import DEFAULT_MODEL
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(DEFAULT_MODEL, model)
+    meta = _json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    meta["labels"] = ["cross", "yuck", "scared", "glad", "down", "wow", "calm"]
+    model.with_suffix(".json").write_text(_json.dumps(meta))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {broker.port}, device_id: testbox}}\nmodel: {{path: {model}}}\n")
+    proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=scaled(60))
+    assert proc.returncode == 0, proc.stderr
+    rec = Recorder(broker.port, ["homeassistant/#"])
+    conf = wait_for(lambda: rec.last("homeassistant/sensor/moodbox_testbox/emotion/config"), what="emotion config")
+    assert _json.loads(conf)["options"] == meta["labels"]

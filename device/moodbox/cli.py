@@ -148,13 +148,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
+    from moodbox.emotions import DEFAULT_MODEL, ModelMeta
     from moodbox.mqtt import discovery_messages, publish_once, removal_messages
 
     moods = cfg.music.moods()
     if args.remove:  # the configs (old and new ids), the retained state and availability
         msgs = removal_messages(cfg.mqtt, moods)
     else:
-        msgs = discovery_messages(cfg.mqtt, moods, cfg.music.max_volume)
+        # the emotion sensor's options are the configured model's labels, as the daemon announces them
+        labels = ModelMeta.load(Path(cfg.model.path or DEFAULT_MODEL).with_suffix(".json")).labels
+        msgs = discovery_messages(cfg.mqtt, moods, cfg.music.max_volume, list(labels))
     try:
         publish_once(cfg.mqtt, msgs)
     except ConnectionError as exc:
