@@ -187,6 +187,29 @@ def test_owner_settings_survive_a_power_cut(box_factory, faces_folder):
         assert st["privacy"] == "ON" and st["status"].startswith("privacy") and st["emotion"] is None and st["fps"] is None
 
 
+def test_volume_set_through_another_mpd_client_is_the_owners_after_a_restart(box_factory, faces_folder):
+    """The owner set 30 from the box's slider, then 70 from Home Assistant's MPD media player: after a power
+    cut the box restores 70, not the 30 it had set itself."""
+    box = box_factory(faces_folder)
+    rec = Recorder(box.broker.port)
+    box.start()
+    wait_for(lambda: rec.last(f"{T}/availability") == b"online", timeout=10, what="online")
+    c = box.mpd_client()
+    rec.publish(f"{T}/volume/set", "30")
+    wait_for(lambda: c.status().get("volume") == "30" and state(rec).get("volume") == 30, what="volume 30")
+    c.setvol(70)  # another MPD client
+    settings = box.cfg_path.parent / "state" / "settings.json"
+    wait_for(lambda: json.loads(settings.read_text()).get("volume") == 70, what="70 saved as the owner's volume")
+    wait_for(lambda: state(rec).get("volume") == 70, what="70 published")
+    assert c.status().get("volume") == "70"  # and left as it is, not put back to 30
+    box.proc.kill()
+    box.proc.wait(5)
+    c.setvol(50)  # (while the box is off nobody can tell who did this: the owner's saved volume wins)
+    rec.clear()
+    box.start()
+    wait_for(lambda: c.status().get("volume") == "70", timeout=10, what="the owner's last volume restored")
+
+
 def test_no_made_up_values_at_start(box_factory, faces_folder, tmp_path):
     """Before MPD answers, before a face is seen: null, never volume 0, confidence 0 or emotion 'none'."""
     box = box_factory(tmp_path / "no-camera-yet.mp4")

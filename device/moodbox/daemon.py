@@ -41,7 +41,8 @@ class Daemon:
         moods = cfg.music.moods()
         self.settings = SettingsStore(state_dir, OwnerSettings(auto_dj=cfg.music.auto_dj), moods)
         saved = self.settings.get()
-        self.player = MpdPlayer(cfg.music, FeedbackStore(state_dir / "feedback.json"))
+        self.player = MpdPlayer(cfg.music, FeedbackStore(state_dir / "feedback.json"),
+                                on_volume=lambda v: self.settings.update(volume=v))
         self._restore(saved)
         self.shaper = StateShaper(ShaperSettings(
             cfg.mqtt.confidence_step, cfg.mqtt.confidence_interval_s, cfg.mqtt.diagnostics_interval_s, cfg.smoothing.no_face_s))

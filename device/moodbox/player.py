@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,8 +60,12 @@ class MpdPlayer:
         feedback: FeedbackStore | None = None,
         rng: random.Random | None = None,
         poll_s: float = 0.25,
+        on_volume: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_volume`` (called on the player thread): the owner changed the volume through another MPD
+        client (Home Assistant's MPD media player, a phone app); it is now the owner's volume."""
         self.cfg = cfg
+        self.on_volume = on_volume
         self.where = where(cfg.mpd)
         self.policy = MoodPolicy(cfg.strategy, cfg.strategies, cfg.fallback_mood)
         self.feedback = feedback
@@ -336,6 +341,20 @@ class MpdPlayer:
             status = c.status()
         self._report(c, plan, status)
 
+    def _adopt_volume(self, reported: int | None) -> None:
+        """MPD's volume moved away from the owner's while none of ours was in flight: another client set it
+        (the owner, through Home Assistant's MPD media player or a phone app). That is the owner's volume
+        now, so a restart does not put the old one back. A step of 1 is a hardware mixer's rounding."""
+        with self._lock:
+            mine = self._volume
+            if reported is None or mine is None or "volume" in self._pending or abs(reported - mine) <= 1:
+                return
+            self._volume = min(reported, self.cfg.max_volume)
+            adopted = self._volume
+        log.info("volume %d%% set through another MPD client: kept as the owner's volume", reported)
+        if self.on_volume is not None:
+            self.on_volume(adopted)
+
     def _report(self, c: mpd.MPDClient, plan: MoodPlan | None, status: dict[str, str]) -> None:
         song_id = status.get("songid")
         known = self.queue.known(song_id)  # a song the DJ did not queue has no known mood
@@ -344,6 +363,7 @@ class MpdPlayer:
             cur = c.currentsong()
             song = {"artist": str(cur.get("artist", "")), "title": str(cur.get("title", "")), "file": str(cur.get("file", ""))}
         vol = status.get("volume")
+        self._adopt_volume(int(vol) if vol not in (None, "-1") else None)
         state = status.get("state", "unknown")
         self._set(
             connected=True, state=state, music=_MUSIC.get(state), song=song, mood=known.mood if known else None,
