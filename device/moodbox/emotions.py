@@ -231,6 +231,10 @@ class EmotionClassifier:
         self._in_q = self._in["quantization"]
         self._out_q = self._out["quantization"]
         self._in_dtype = self._in["dtype"]
+        # worked out once, not per inference (an inference is ~0.8 ms; these checks were 5 % of it)
+        self._in_int = np.issubdtype(self._in_dtype, np.integer)
+        self._in_range = (np.iinfo(self._in_dtype).min, np.iinfo(self._in_dtype).max) if self._in_int else None
+        self._out_int = np.issubdtype(self._out["dtype"], np.integer)
         log.info(
             "emotion model %s (%s input, %dx%d, labels %s)%s",
             self.model_path.name, np.dtype(self._in_dtype).name, self.meta.width, self.meta.height,
@@ -278,16 +282,16 @@ class EmotionClassifier:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Run the network on one preprocessed input; returns float probabilities."""
-        if np.issubdtype(self._in_dtype, np.integer):
+        if self._in_int:
             s, zp = self._in_q
-            info = np.iinfo(self._in_dtype)
-            x = np.clip(np.round(x / s + zp), info.min, info.max).astype(self._in_dtype)
+            lo, hi = self._in_range
+            x = np.clip(np.round(x / s + zp), lo, hi).astype(self._in_dtype)
         else:
             x = x.astype(self._in_dtype)
         self._interp.set_tensor(self._in["index"], x)
         self._interp.invoke()
         y = self._interp.get_tensor(self._out["index"]).reshape(-1)
-        if np.issubdtype(y.dtype, np.integer):
+        if self._out_int:
             s, zp = self._out_q
             y = (y.astype(np.float32) - zp) * s
         return y.astype(np.float32)

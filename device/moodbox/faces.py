@@ -117,12 +117,15 @@ class FaceDetector:
             found = self._cascade.detectMultiScale(
                 crop, scaleFactor=2.0, minNeighbors=0, minSize=(win * up, win * up), maxSize=(win * up, win * up)
             )
+            if not len(found):
+                continue
             side = int(round(win * float(sc)))
-            for fx, fy, _, _ in found if len(found) else []:
-                px, py = int(fx) // up + jx0, int(fy) // up + jy0
-                hx, hy = int(np.rint(np.float32(px) * sc)), int(np.rint(np.float32(py) * sc))
-                if hx >= x and hy >= y and hx + side <= x + w and hy + side <= y + h:
-                    hits.append((hx, hy, side, side))
+            # back to frame pixels as OpenCV maps them (float32 position times the float32 scale, rounded)
+            px = (found[:, 0].astype(np.int64) // up + jx0).astype(np.float32)
+            py = (found[:, 1].astype(np.int64) // up + jy0).astype(np.float32)
+            hx, hy = np.rint(px * sc).astype(np.int64), np.rint(py * sc).astype(np.int64)
+            keep = (hx >= x) & (hy >= y) & (hx + side <= x + w) & (hy + side <= y + h)
+            hits += [(int(a), int(b), side, side) for a, b in zip(hx[keep], hy[keep])]
         return hits
 
     def sides(self, min_side: int, max_side: int) -> list[int]:
@@ -193,28 +196,27 @@ def clusters(hits: np.ndarray, eps: float = 0.2) -> np.ndarray:
     """Labels of the classes OpenCV's groupRectangles partitions raw hits into (its SimilarRects rule,
     joined transitively), so the hits that make each grouped face are known."""
     n = len(hits)
-    labels = np.full(n, -1, np.int32)
     if n == 0:
-        return labels
+        return np.full(0, -1, np.int32)
     x, y, w, h = (hits[:, i].astype(np.float64) for i in range(4))
     d = eps * (np.minimum.outer(w, w) + np.minimum.outer(h, h)) * 0.5
     sim = (
         (np.abs(x[:, None] - x) <= d) & (np.abs(y[:, None] - y) <= d)
         & (np.abs((x + w)[:, None] - (x + w)) <= d) & (np.abs((y + h)[:, None] - (y + h)) <= d)
     )
-    k = 0
-    for i in range(n):
-        if labels[i] >= 0:
-            continue
-        labels[i] = k
-        todo = [i]
-        while todo:
-            j = todo.pop()
-            for m in np.flatnonzero(sim[j] & (labels < 0)):
-                labels[m] = k
-                todo.append(int(m))
-        k += 1
-    return labels
+    # Connected components of the similarity graph: every hit takes the smallest index it is linked to,
+    # until nothing changes (a few rounds: the chains are short); numbered in order of their first hit,
+    # as a scan from the first hit on numbers them.
+    comp = np.arange(n)
+    while True:
+        nxt = np.where(sim, comp[None, :], n).min(axis=1)
+        nxt = np.minimum(nxt, comp)
+        nxt = nxt[nxt]  # jump along the chain
+        if np.array_equal(nxt, comp):
+            break
+        comp = nxt
+    _, labels = np.unique(comp, return_inverse=True)
+    return labels.astype(np.int32)
 
 
 def hits_of(face: Face, hits: np.ndarray) -> np.ndarray:
