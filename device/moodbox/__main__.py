@@ -1,3 +1,38 @@
-from moodbox.cli import main
+"""``python -m moodbox`` and the ``moodbox`` console script.
 
-raise SystemExit(main())
+Kept free of heavy imports on purpose: loading numpy, OpenCV and pydantic takes a second or more on a Pi,
+and a Ctrl-C landing inside a native module's initialisation surfaces as a traceback or as a misleading
+ImportError. Until the command line is loaded, Ctrl-C simply ends the process: nothing has started yet
+that needs cleaning up."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def _interrupted_while_loading(signum: int, frame: object) -> None:
+    os.write(2, b"interrupted\n")
+    os._exit(130)  # EXIT_INTERRUPTED, as the commands end on Ctrl-C
+
+
+def main() -> int:
+    ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not when a parent made us ignore it
+    if ours:
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
+    # the slow native imports happen here, while a Ctrl-C still simply ends the process
+    import cv2  # noqa: F401  (numpy with it)
+
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        pass  # tflite-runtime, or none: the model check says which
+    from moodbox.cli import main as cli_main
+
+    if ours:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # cli.main installs its own from here
+    return cli_main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

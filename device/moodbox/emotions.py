@@ -6,11 +6,13 @@ beside the model (DESIGN §6), so any model that carries correct metadata can be
 
 from __future__ import annotations
 
+import contextlib
 import functools
-
 import json
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -173,22 +175,43 @@ class EmotionScores:
         }
 
 
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block ends, then hand it to the SIGINT handler there was. LiteRT's
+    native module is built with pybind11, whose module initialisation turns any exception into
+    ``ImportError('initialization failed')``: a Ctrl-C landing there (a second or two at start on a Pi)
+    read as "no TFLite interpreter installed". (Blocking the signal would not do: another thread, numpy's
+    BLAS for one, would take it.)"""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # only the main thread may set handlers; an ignored or default SIGINT needs no care
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            previous(signal.SIGINT, None)  # as if it came now: Python's default raises KeyboardInterrupt
+
+
 def _interpreter_class():
     """LiteRT first; tflite-runtime where only that is installed (older Pi images)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
+    with _ctrl_c_deferred():
+        try:
+            from ai_edge_litert.interpreter import Interpreter
 
-        return Interpreter
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter
+            return Interpreter
+        except ImportError:
+            pass
+        try:
+            from tflite_runtime.interpreter import Interpreter
 
-        return Interpreter
-    except ImportError:
-        raise ModelError(
-            "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)"
-        ) from None
+            return Interpreter
+        except ImportError:
+            pass
+    raise ModelError("no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)")
 
 
 def crop_face(image: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
