@@ -135,3 +135,21 @@ def test_every_command_refuses_what_check_config_refuses(tmp_path):
         proc = moodbox(*cmd, "--config", str(cfg))
         assert proc.returncode == 2, (cmd, proc.stderr)
         assert expect in proc.stderr and "Traceback" not in proc.stderr, cmd
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_commands_run_opencv_with_the_configured_threads(tmp_path, astronaut_png, threads):
+    """OpenCV's pool busy-waits between calls: on a box looking at frames ten times a second its default
+    (a thread per core) cost an empty room twice the CPU. Commands that look at pictures use
+    detection.threads (default one)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("logging: {level: WARNING}\n" + (f"detection: {{threads: {threads}}}\n" if threads else ""))
+    for command in (["analyze", str(astronaut_png)], ["replay", str(astronaut_png.parent), "--no-realtime"]):
+        code = (
+            "import sys, cv2; cv2.setNumThreads(3); from moodbox import cli\n"
+            f"rc = cli.main({command + ['--config', str(cfg)]!r})\n"
+            "print('threads', cv2.getNumThreads(), file=sys.stderr); sys.exit(rc)"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=scaled(120))
+        assert proc.returncode == 0, proc.stderr
+        assert f"threads {threads or 1}" in proc.stderr.splitlines()[-1], (command, proc.stderr)

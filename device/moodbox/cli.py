@@ -272,6 +272,11 @@ def _main(argv: list[str] | None) -> int:
     _setup_logging(args.log_level or (cfg.logging.level if args.command == "run" else "WARNING"))
     from moodbox.emotions import ModelError
 
+    if args.command in ("analyze", "replay", "run", "bench"):
+        from moodbox.faces import use_threads
+
+        use_threads(cfg.detection.threads)
+
     handlers: dict[str, Any] = {
         "analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_run, "bench": cmd_bench, "discovery": cmd_discovery,
     }

@@ -76,6 +76,7 @@ class DetectionConfig(_Section):
     detect_width: int = Field(0, ge=0, le=4096, description="Frames wider than this are shrunk to it before detection; 0 detects at full size")
     equalize: bool = Field(False, description="Equalise the histogram before detection (helps in dim light, adds false faces in bright scenes)")
     max_faces: int = Field(4, ge=1, le=32, description="Most faces classified per frame, largest first")
+    threads: int = Field(1, ge=1, le=8, description="OpenCV threads for detection and image work (more make a full scan sooner but busy-wait between frames: an empty room costs twice the CPU with two)")
     tracking: bool = Field(True, description="Search near the faces just found instead of scanning every frame whole (false: a full scan every frame)")
     rescan_s: float = Field(0.5, ge=0, le=60, description="While faces are tracked, a full scan because much of the picture changed (a cut, a moving camera) runs at most this often; smaller changes outside a tracked person are searched where they happened")
     change_threshold: float = Field(4.0, ge=0, le=255, description="Change of an 8x8-pixel block's mean grey level that counts as the picture changing (0: rescan every rescan_s regardless)")

@@ -45,6 +45,12 @@ class DetectorSettings:
     equalize: bool = False  # histogram equalisation adds false positives on bright backgrounds
 
 
+def use_threads(n: int) -> None:
+    """OpenCV's worker threads for the whole process. Its pool busy-waits after each parallel call, so on
+    a box that looks at small frames ten times a second more threads cost more CPU than they save."""
+    cv2.setNumThreads(max(1, n))
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return image
