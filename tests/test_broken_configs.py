@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.util import scaled
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "configs" / "broken"
 MODEL = ROOT / "device" / "moodbox" / "models" / "moodnet.tflite"
@@ -62,7 +64,7 @@ def workdir(tmp_path_factory) -> Path:
 
 def _moodbox(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8"}
-    return subprocess.run([sys.executable, "-m", "moodbox", *args], cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run([sys.executable, "-m", "moodbox", *args], cwd=cwd, capture_output=True, text=True, timeout=scaled(60), env=env)
 
 
 def test_the_corpus_is_large_and_every_case_names_its_key():
