@@ -29,7 +29,7 @@ def test_sigterm_clean_stop_offline_and_music_left_playing(box_factory, faces_fo
     wait_for(lambda: c.status()["state"] == "play", what="music")
     box.proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
-    assert box.proc.wait(5) == 0
+    assert box.proc.wait(scaled(5)) == 0
     assert time.monotonic() - t0 < scaled(2.0), "clean stop took too long"
     wait_for(lambda: rec.last(f"{T}/availability") == b"offline", what="offline")
     assert c.status()["state"] == "play"  # the music goes on
@@ -172,7 +172,7 @@ def test_owner_settings_survive_a_power_cut(box_factory, faces_folder):
     settings = box.cfg_path.parent / "state" / "settings.json"
     wait_for(lambda: settings.is_file() and json.loads(settings.read_text())["music"] is False, what="saved")
     box.proc.kill()  # a power cut: no clean stop
-    box.proc.wait(5)
+    box.proc.wait(scaled(5))
     c.setvol(80)
     c.play()
     rec.clear()
@@ -203,7 +203,7 @@ def test_volume_set_through_another_mpd_client_is_the_owners_after_a_restart(box
     wait_for(lambda: state(rec).get("volume") == 70, what="70 published")
     assert c.status().get("volume") == "70"  # and left as it is, not put back to 30
     box.proc.kill()
-    box.proc.wait(5)
+    box.proc.wait(scaled(5))
     c.setvol(50)  # (while the box is off nobody can tell who did this: the owner's saved volume wins)
     rec.clear()
     box.start()

@@ -82,7 +82,7 @@ def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one(box_factory, fac
         time.sleep(1.5)
         assert box.proc.poll() is None and rec.last("moodbox/reloaded/availability") is None  # no restart
         box.proc.send_signal(signal.SIGTERM)
-        assert box.proc.wait(10) == 0
+        assert box.proc.wait(scaled(10)) == 0
     finally:
         rec.close()
         notify.close()
@@ -148,7 +148,7 @@ def test_the_daemon_runs_inside_the_unit_sandbox(box_factory, faces_folder):
         box.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "restarted with the reloaded config" in box.log.read_text(), timeout=15, what="a reload")
         box.proc.send_signal(signal.SIGTERM)
-        assert box.proc.wait(10) == 0
+        assert box.proc.wait(scaled(10)) == 0
         assert "Traceback" not in box.log.read_text()
     finally:
         rec.close()
@@ -164,6 +164,6 @@ def test_sigterm_during_a_reload_still_stops(box_factory, faces_folder):
         box.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "restarting the daemon's parts" in box.log.read_text(), timeout=10, what="the reload to begin")
         box.proc.send_signal(signal.SIGTERM)
-        assert box.proc.wait(6) == 0
+        assert box.proc.wait(scaled(6)) == 0
     finally:
         rec.close()
