@@ -270,3 +270,27 @@ def test_privacy_saved_on_means_the_camera_is_never_opened(tmp_path, faces_folde
     finally:
         d.stop()
         d.shutdown()
+
+
+def test_each_daemon_runs_opencv_with_its_configs_threads(tmp_path, faces_folder):
+    """SIGHUP restarts the daemon in-process with the new config: a changed detection.threads must take
+    effect then, not only at the next start (it was applied once, when the command started)."""
+    import cv2
+
+    from moodbox.config import Config
+    from moodbox.daemon import Daemon
+
+    before = cv2.getNumThreads()
+    try:
+        for threads in (2, 1):
+            cfg = Config.model_validate({
+                "camera": {"source": str(faces_folder)}, "mqtt": {"enabled": False}, "detection": {"threads": threads},
+                "music": {"state_dir": str(tmp_path), "mpd": {"host": "127.0.0.1", "port": 9}},
+            })
+            d = Daemon(cfg)
+            try:
+                assert cv2.getNumThreads() == threads
+            finally:
+                d.shutdown()
+    finally:
+        cv2.setNumThreads(before)

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from moodbox.config import Config
 from moodbox.emotions import EmotionClassifier
-from moodbox.faces import FaceDetector, iou, to_gray
+from moodbox.faces import FaceDetector, iou, to_gray, use_threads
 from moodbox.pipeline import VisionPipeline, detector_settings
 from moodbox.sources import Frame, LiveSource, open_source
 
@@ -200,7 +199,7 @@ def live_cpu(cfg: Config, images: list[np.ndarray], seconds: float, classifier: 
 def run(cfg: Config, source: str | None = None, limit: int | None = None, live_seconds: float = 10.0,
         check_agreement: bool = True) -> BenchReport:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    cv2.setNumThreads(1)
+    use_threads(1)  # what the daemon runs by default (detection.threads)
     source = source or str(DEFAULT_SOURCE)
     classifier = EmotionClassifier(cfg.model.path, threads=1)
     warm, _ = _load_frames(source, 20)

@@ -21,6 +21,7 @@ from typing import Any
 from moodbox.boxstate import ShaperSettings, StateShaper, Stats, step_confidence
 from moodbox.config import Config
 from moodbox.emotions import EmotionClassifier
+from moodbox.faces import use_threads
 from moodbox.feedback import FeedbackStore, default_state_dir
 from moodbox.mqtt import MqttBridge
 from moodbox.pipeline import FrameResult, VisionPipeline
@@ -36,6 +37,8 @@ class Daemon:
     def __init__(self, cfg: Config, classifier: EmotionClassifier | None = None, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.notifier = notifier or Notifier()
+        # OpenCV's thread pool is the process's: set it here, so a SIGHUP reload (a new Daemon) applies it too
+        use_threads(cfg.detection.threads)
         self.pipeline = VisionPipeline(cfg, classifier)
         state_dir = cfg.music.state_dir or default_state_dir()
         moods = cfg.music.moods()
