@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,6 @@ import pytest
 import yaml
 
 from moodbox.devservers import Mosquitto, Mpd, make_library, write_m3u
-from tests.util import wait_for
 
 T = "moodbox/boxtest"
 TRACKS = [{"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}

@@ -10,13 +10,11 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from moodbox.changemap import Box, ChangeMap, cells, changed_parts, clip_box
 from moodbox.faces import Face, FaceDetector, hits_of, iou
 
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]
-
-_BLOCK = 8  # pixels per side of the blocks whose mean grey level tells where the picture changed
 # The wide search (a face just lost or uncertain) looks at these fractions of the face's last size. Wider
 # than a face grows or shrinks between two frames, because the cascade's raw hits for one face span about
 # this range and are averaged into its box: cutting some off would move the box off the full scan's.
@@ -84,12 +82,6 @@ def _track(face: Face, hits: np.ndarray) -> _Track:
     return _Track(face, (x0, y0, x1, y1), int(mine[:, 2].min()), int(mine[:, 2].max()))
 
 
-def _clip(x0: float, y0: float, x1: float, y1: float, w: int, h: int) -> Box:
-    """(x, y, width, height) of the part of a corner box inside a w x h frame."""
-    a, b = max(0, int(x0)), max(0, int(y0))
-    return (a, b, max(0, min(w, int(np.ceil(x1))) - a), max(0, min(h, int(np.ceil(y1))) - b))
-
-
 class FaceTracker:
     """Makes Haar detection cheap without changing what it finds.
 
@@ -116,8 +108,7 @@ class FaceTracker:
     def reset(self) -> None:
         self._tracks: list[_Track] = []
         self._ghosts: list[_Track] = []  # faces lost, searched for where they were when it changes there
-        self._blocks: np.ndarray | None = None  # block means of the last frame analysed
-        self._ref: np.ndarray | None = None  # block means as last accounted for (searched, or someone's body)
+        self._changes = ChangeMap()
         self._last_full = -1e9
         self._last_seen: float | None = None
         self._sides: tuple[tuple[int, int], list[int]] | None = None
@@ -132,35 +123,15 @@ class FaceTracker:
         full scan's own, not a held one a few pixels off (which can tip the tie the other way)."""
         self._tracks = [replace(tr, unsure=tr.face.box in boxes) for tr in self._tracks]
 
-    # -- change ------------------------------------------------------------------------------------
-
-    def _still(self, blocks: np.ndarray) -> bool:
-        """Nothing moved since the last frame analysed. Judged per block, not on the frame's average: a
-        face that shifts two pixels changes a few blocks clearly and the frame's average hardly at all."""
-        if self._blocks is None or self._blocks.shape != blocks.shape or self.s.still_threshold <= 0:
-            return False
-        return int(np.max(np.abs(blocks - self._blocks))) <= self.s.still_threshold
-
-    @staticmethod
-    def _cells(box: Box) -> tuple[slice, slice]:
-        x, y, w, h = box
-        return slice(y // _BLOCK, -(-(y + h) // _BLOCK)), slice(x // _BLOCK, -(-(x + w) // _BLOCK))
-
-    def _account(self, blocks: np.ndarray, box: Box) -> None:
-        """The picture in ``box`` has been looked at (or belongs to someone tracked): change there is old."""
-        assert self._ref is not None
-        rows, cols = self._cells(box)
-        self._ref[rows, cols] = blocks[rows, cols]
-
     def _body(self, face: Face, w: int, h: int) -> Box:
         x, y, fw, fh = face.box
         s = self.s
-        return _clip(x - s.body_side * fw, y - 0.5 * fh, x + fw + s.body_side * fw, y + fh + s.body_below * fh, w, h)
+        return clip_box(x - s.body_side * fw, y - 0.5 * fh, x + fw + s.body_side * fw, y + fh + s.body_below * fh, w, h)
 
     def _wide(self, face: Face, w: int, h: int) -> Box:
         x, y, fw, fh = face.box
         m = max(fw, fh) * self.s.roi_margin
-        return _clip(x - m, y - m, x + fw + m, y + fh + m, w, h)
+        return clip_box(x - m, y - m, x + fw + m, y + fh + m, w, h)
 
     # -- searches ----------------------------------------------------------------------------------
 
@@ -182,7 +153,7 @@ class FaceTracker:
         hi = above[0] if above else sides[-1]
         x0, y0, x1, y1 = tr.span
         g = max(2.0, self.s.motion * tr.face.box[2])
-        region = _clip(x0 - g, y0 - g, x1 + g, y1 + g, w, h)
+        region = clip_box(x0 - g, y0 - g, x1 + g, y1 + g, w, h)
         found = self.detector.search(gray, region, lo, hi)
         best = max(found.faces, key=lambda f: iou(f.box, tr.face.box), default=None)
         if best is None or iou(best.box, tr.face.box) < 0.3:
@@ -239,38 +210,12 @@ class FaceTracker:
         found = found or self._wide_search(gray, tr.face)
         return self._stamp(gray, replace(found, seen=tr.seen if tr.lost_at is None else 0), t) if found else None
 
-    def _changed_parts(self, changed: np.ndarray, w: int, h: int) -> list[Box]:
-        """Boxes to search for newcomers: each patch of changed blocks grown by its own size (at least the
-        smallest face), so a face whose window holds the change fits inside; overlapping boxes merged."""
-        n, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
-        min_face = self.detector.settings.min_face
-        boxes: list[list[int]] = []
-        for bx, by, bw, bh, _ in stats[1:n]:
-            px, py, pw, ph = bx * _BLOCK, by * _BLOCK, bw * _BLOCK, bh * _BLOCK
-            g = max(min_face, max(pw, ph))
-            x, y, cw, ch = _clip(px - g, py - g, px + pw + g, py + ph + g, w, h)
-            boxes.append([x, y, x + cw, y + ch])
-        merged = True
-        while merged and len(boxes) > 1:
-            merged = False
-            for i in range(len(boxes)):
-                for j in range(i + 1, len(boxes)):
-                    a, b = boxes[i], boxes[j]
-                    if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                        boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                        boxes.pop(j)
-                        merged = True
-                        break
-                if merged:
-                    break
-        return [(a, b, c - a, d - b) for a, b, c, d in boxes]
-
-    def _full(self, gray: np.ndarray, t: float, blocks: np.ndarray) -> Detection:
+    def _full(self, gray: np.ndarray, t: float) -> Detection:
         before = [tr if tr.lost_at is not None else replace(tr, lost_at=t) for tr in self._tracks if tr.seen >= 2] + self._ghosts
         scan = self.detector.scan(gray)
         self._tracks = [self._stamp(gray, _track(f, scan.hits), t) for f in scan.faces]
         self._last_full = t
-        self._ref = blocks.copy()
+        self._changes.account_all()
         if self._tracks:
             self._last_seen = t
         self._ghosts = []
@@ -290,22 +235,20 @@ class FaceTracker:
 
     def detect(self, gray: np.ndarray, t: float) -> Detection:
         h, w = gray.shape[:2]
-        blocks = cv2.resize(gray, (max(1, w // _BLOCK), max(1, h // _BLOCK)), interpolation=cv2.INTER_AREA).astype(np.int16)
-        if self._still(blocks):
+        if self._changes.look(gray, self.s.still_threshold):
             return Detection(self._faces, "still")
-        self._blocks = blocks
         if self._last_seen is None:
             self._last_seen = t  # the first frame: nobody has been missed yet
         self._ghosts = [g for g in self._ghosts if g.lost_at is not None and t - g.lost_at < self.s.idle_after_s]
-        if self._ref is None or self._ref.shape != blocks.shape or self.s.change_threshold <= 0:
-            return self._full(gray, t, blocks)
+        if not self._changes.known or self.s.change_threshold <= 0:
+            return self._full(gray, t)
         if not self._tracks and not self._ghosts:
             if t - self._last_seen >= self.s.idle_after_s:  # an empty room
-                return self._full(gray, t, blocks) if t - self._last_full >= self.s.idle_scan_s else Detection([], "idle")
+                return self._full(gray, t) if t - self._last_full >= self.s.idle_scan_s else Detection([], "idle")
         elif t - self._last_full >= self.s.full_scan_s:
-            return self._full(gray, t, blocks)
+            return self._full(gray, t)
 
-        changed = np.abs(blocks - self._ref) > self.s.change_threshold
+        changed = self._changes.changed(self.s.change_threshold)
         moving = changed.mean() > self.s.changed_share  # a cut or a moving camera: left to a full scan
         self._extra = []
         tracks: list[_Track] = []
@@ -319,12 +262,12 @@ class FaceTracker:
         ghosts: list[_Track] = []
         for g in self._ghosts:
             area = self._wide(g.face, w, h)
-            rows, cols = self._cells(area)
+            rows, cols = cells(area)
             if moving or not changed[rows, cols].any():
                 ghosts.append(g)  # nothing changed where it was: still not there
                 continue
             new = self._stamp(gray, self._wide_search(gray, g.face), t)
-            self._account(blocks, area)
+            self._changes.account(area)
             if new is None:
                 ghosts.append(g)
             elif all(iou(new.face.box, o.face.box) < 0.5 for o in tracks):
@@ -335,21 +278,21 @@ class FaceTracker:
         self._extra = []
         if lost and t - self._last_full >= self.s.empty_rescan_s:
             self._tracks = tracks + lost  # (the full scan makes ghosts of the ones it does not find)
-            return self._full(gray, t, blocks)  # it may have moved further than searched: look everywhere
+            return self._full(gray, t)  # it may have moved further than searched: look everywhere
         ghosts += [g for g in lost if g.seen >= 2]  # a face found once and then lost was a flicker
         for tr in tracks:
-            self._account(blocks, self._body(tr.face, w, h))
-        changed = np.abs(blocks - self._ref) > self.s.change_threshold
+            self._changes.account(self._body(tr.face, w, h))
+        changed = self._changes.changed(self.s.change_threshold)
         for g in ghosts:  # searched when it changes there, so not a newcomer's sign
-            rows, cols = self._cells(self._wide(g.face, w, h))
+            rows, cols = cells(self._wide(g.face, w, h))
             changed[rows, cols] = False
         if changed.any():
-            parts = self._changed_parts(changed, w, h)
+            parts = changed_parts(changed, w, h, self.detector.settings.min_face)
             if moving or sum(p[2] * p[3] for p in parts) > _MAX_SEARCHED * w * h:
                 wait = self.s.rescan_s if tracks else self.s.empty_rescan_s
                 if t - self._last_full >= wait:
                     self._tracks, self._ghosts = tracks, ghosts
-                    return self._full(gray, t, blocks)  # a cut or a moving camera: look everywhere
+                    return self._full(gray, t)  # a cut or a moving camera: look everywhere
             else:
                 min_face = self.detector.settings.min_face
                 for part in parts:
@@ -357,7 +300,7 @@ class FaceTracker:
                     for f in found.faces:
                         if all(iou(f.box, o.face.box) < 0.3 for o in tracks):
                             tracks.append(self._stamp(gray, _track(f, found.hits), t))
-                    self._account(blocks, part)
+                    self._changes.account(part)
         tracks.sort(key=lambda tr: tr.face.area, reverse=True)
         self._tracks, self._ghosts = tracks, [g for g in ghosts if all(iou(g.face.box, o.face.box) < 0.2 for o in tracks)]
         if tracks:
