@@ -33,10 +33,24 @@ class Picamera2Camera:
     def __init__(self, width: int, height: int) -> None:
         from picamera2 import Picamera2  # imported here: only the Pi has it
 
-        self._cam: Any = Picamera2()
-        # "RGB888" is BGR in memory, which is what OpenCV expects
-        self._cam.configure(self._cam.create_video_configuration(main={"size": (width, height), "format": "RGB888"}))
-        self._cam.start()
+        listed = getattr(Picamera2, "global_camera_info", None)  # (every Picamera2 since 0.3 has it)
+        if listed is not None and not listed():
+            raise RuntimeError(
+                "no camera detected: check the ribbon cable (both ends, contacts the right way round) and that "
+                "'rpicam-hello --list-cameras' lists it"
+            )
+        try:
+            self._cam: Any = Picamera2()
+        except RuntimeError as exc:
+            raise RuntimeError(_why_not_opened(exc)) from None
+        try:
+            # "RGB888" is BGR in memory, which is what OpenCV expects
+            self._cam.configure(self._cam.create_video_configuration(main={"size": (width, height), "format": "RGB888"}))
+            self._cam.start()
+        except BaseException:
+            # Picamera2 holds the camera until close(): without it every retry would find it busy
+            self._cam.close()
+            raise
 
     def read(self) -> np.ndarray | None:
         return self._cam.capture_array("main")
@@ -46,6 +60,19 @@ class Picamera2Camera:
             self._cam.stop()
         finally:
             self._cam.close()
+
+
+def _why_not_opened(exc: BaseException) -> str:
+    """Picamera2 says only "Camera __init__ sequence did not complete."; the reason is the exception it
+    was raised while handling."""
+    causes = []
+    inner = exc.__cause__ or exc.__context__
+    while inner is not None and len(causes) < 5:
+        causes.append(str(inner) or type(inner).__name__)
+        inner = inner.__cause__ or inner.__context__
+    if any("busy" in c.lower() for c in causes):
+        return f"the camera is in use by another program (another moodbox, rpicam-*, motion?): {causes[0]}"
+    return f"{exc} ({'; '.join(causes)})" if causes else str(exc)
 
 
 def require_picamera2() -> None:
