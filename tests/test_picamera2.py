@@ -154,7 +154,7 @@ def test_an_unavailable_camera_says_why_not_just_that_init_failed(picam, caplog,
     caplog.set_level(logging.INFO)
     statuses: list[str] = []
     src = open_source("picamera2", width=64, height=48, fps=20, retry_s=0.05, retry_max_s=0.1, on_status=statuses.append)
-    assert _first_frames(src, 1, 1.0) == []
+    assert _first_frames(src, 1, scaled(1.0)) == []
     assert statuses and says in statuses[-1], statuses
     warning = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warning and says in warning[0], warning
