@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import cv2
@@ -49,7 +50,8 @@ class Picamera2Camera:
             self._cam.start()
         except BaseException:
             # Picamera2 holds the camera until close(): without it every retry would find it busy
-            self._cam.close()
+            with contextlib.suppress(Exception):  # (the first failure is the one to report)
+                self._cam.close()
             raise
 
     def read(self) -> np.ndarray | None:
