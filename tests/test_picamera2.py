@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import types
 
 import numpy as np
@@ -86,8 +87,6 @@ def picam(monkeypatch):
 
 
 def _first_frames(src, n: int, timeout_s: float) -> list:
-    import threading
-
     got: list = []
     done = threading.Event()
 

@@ -31,9 +31,8 @@ class ChangeMap:
         self.reset()
 
     def reset(self) -> None:
-        self._last: np.ndarray | None = None  # block means of the last frame analysed
+        self._now: np.ndarray | None = None  # block means of the frame analysed last (or being analysed)
         self._ref: np.ndarray | None = None  # block means as last accounted for
-        self._now: np.ndarray | None = None  # block means of the frame being analysed
 
     def look(self, gray: np.ndarray, still_threshold: float) -> bool:
         """Measure a frame; True when nothing moved since the last frame analysed (it needs no analysis).
@@ -41,10 +40,10 @@ class ChangeMap:
         clearly and the frame's average hardly at all."""
         h, w = gray.shape[:2]
         now = cv2.resize(gray, (max(1, w // BLOCK), max(1, h // BLOCK)), interpolation=cv2.INTER_AREA).astype(np.int16)
-        if (self._last is not None and self._last.shape == now.shape and still_threshold > 0
-                and int(np.max(np.abs(now - self._last))) <= still_threshold):
+        if (self._now is not None and self._now.shape == now.shape and still_threshold > 0
+                and int(np.max(np.abs(now - self._now))) <= still_threshold):
             return True
-        self._last = self._now = now
+        self._now = now
         return False
 
     @property

@@ -272,7 +272,7 @@ def _main(argv: list[str] | None) -> int:
     _setup_logging(args.log_level or (cfg.logging.level if args.command == "run" else "WARNING"))
     from moodbox.emotions import ModelError
 
-    if args.command in ("analyze", "replay", "run", "bench"):
+    if args.command in ("analyze", "replay"):  # (the daemon and bench set their own)
         from moodbox.faces import use_threads
 
         use_threads(cfg.detection.threads)
