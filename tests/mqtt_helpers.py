@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 class Recorder:
     def __init__(self, port: int, topics: list[str] = ["#"], username: str | None = None, password: str | None = None) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.arrived: list[float] = []  # monotonic time of each message's arrival
         self._lock = threading.Lock()
         self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"recorder-{time.monotonic_ns()}")
         if username:
@@ -29,6 +30,7 @@ class Recorder:
     def _on_message(self, c, u, msg) -> None:
         with self._lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self.arrived.append(time.monotonic())
 
     def on(self, topic: str) -> list[bytes]:
         with self._lock:
@@ -45,6 +47,7 @@ class Recorder:
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
+            self.arrived.clear()
 
     def publish(self, topic: str, payload: Any, retain: bool = False) -> None:
         self.c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from moodbox.config import MqttConfig
-from moodbox.mqtt import MqttBridge, discovery_messages, parse_command, removal_messages
+from moodbox.mqtt import MqttBridge, discovery_messages, parse_command, removal_messages, state_removal_messages, REMOVAL_SETTLE_S
 from tests.mqtt_helpers import Recorder, RecordingCommands
 from moodbox.devservers import Mosquitto, free_port
 from tests.util import scaled, wait_for
@@ -97,17 +97,33 @@ def test_discovery_messages_are_complete():
     assert by["auto_dj"]["command_topic"] == f"{T}/auto_dj/set" and by["privacy"]["command_topic"] == f"{T}/privacy/set"
     assert by["music"]["command_topic"] == f"{T}/music/set"
     assert by["skip"]["command_topic"] == f"{T}/skip/set" and by["skip"]["payload_press"] == "PRESS"
-    assert by["emotion"]["object_id"] == "testbox_emotion"  # entity ids owners already use stay the same
+    # the entity ids owners already use, on Home Assistant 2024.3 (object_id) and 2026.4+ (default_entity_id)
+    for m in msgs:
+        component, obj = m.topic.split("/")[1], m.topic.split("/")[-2]
+        conf = json.loads(m.payload)
+        assert conf["object_id"] == f"testbox_{obj}", conf
+        assert conf["default_entity_id"] == f"{component}.testbox_{obj}", conf
 
 
-def test_removal_clears_old_and_new_configs_state_and_availability():
+def test_entity_ids_are_slugs_for_a_device_id_with_a_hyphen():
+    """Home Assistant slugs object_id (``living-room`` -> ``living_room``); default_entity_id must already be one."""
+    msgs = discovery_messages(mqtt_cfg(1883, device_id="living-room"), MOODS)
+    by = {m.topic.split("/")[-2]: json.loads(m.payload) for m in msgs}
+    assert by["emotion"]["default_entity_id"] == "sensor.living_room_emotion"
+    assert by["volume"]["object_id"] == "living_room_volume"
+    assert all("-" not in json.loads(m.payload)["default_entity_id"] for m in msgs)
+
+
+def test_removal_clears_old_and_new_configs_then_state_and_availability():
     cfg = mqtt_cfg(1883)
     msgs = removal_messages(cfg, MOODS)
     assert all(m.payload == "" and m.retain for m in msgs)
     topics = {m.topic for m in msgs}
     assert {m.topic for m in discovery_messages(cfg, MOODS)} <= topics
     assert "homeassistant/sensor/testbox/emotion/config" in topics  # the ids before the moodbox_ prefix
-    assert {f"{T}/state", f"{T}/availability"} <= topics
+    assert not {f"{T}/state", f"{T}/availability"} & topics  # those go only after HA dropped the entities
+    late = state_removal_messages(cfg)
+    assert {m.topic for m in late} == {f"{T}/state", f"{T}/availability"} and all(m.payload == "" and m.retain for m in late)
 
 
 def _render(template: str, state: dict) -> str:
@@ -324,9 +340,21 @@ def test_discovery_remove_command_clears_retained_configs_state_and_availability
     rec.publish("homeassistant/sensor/testbox/emotion/config", '{"name": "old"}', retain=True)  # an old version's config
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {broker.port}, device_id: testbox}}\n")
+    watch = Recorder(broker.port, ["homeassistant/#", f"{T}/#"])
+    wait_for(lambda: any(t.endswith("/config") for t, _, _ in watch.messages), what="the retained configs")
+    watch.clear()
     proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--remove", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert "removed" in proc.stdout and f"{T}/state" in proc.stdout
+    # Home Assistant drops the entities before their state is cleared (else their templates render '' as errors)
+    wait_for(lambda: watch.last(f"{T}/availability") == b"", what="the state cleared")
+    order = [t for t, _, _ in watch.messages]
+    last_config = max(i for i, t in enumerate(order) if t.endswith("/config"))
+    cleared = min(order.index(f"{T}/state"), order.index(f"{T}/availability"))
+    assert last_config < cleared, order
+    gap = watch.arrived[cleared] - watch.arrived[last_config]
+    assert gap >= REMOVAL_SETTLE_S * 0.9, f"the state was cleared {gap:.2f} s after the configs"
+    watch.close()
     late = Recorder(broker.port, ["homeassistant/#", f"{T}/#"])
     time.sleep(0.5)
     assert late.messages == []  # nothing retained: no ghost entities, no stale state

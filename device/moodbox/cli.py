@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -149,17 +150,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
     from moodbox.emotions import DEFAULT_MODEL, ModelMeta
-    from moodbox.mqtt import discovery_messages, publish_once, removal_messages
+    from moodbox.mqtt import REMOVAL_SETTLE_S, discovery_messages, publish_once, removal_messages, state_removal_messages
 
     moods = cfg.music.moods()
-    if args.remove:  # the configs (old and new ids), the retained state and availability
-        msgs = removal_messages(cfg.mqtt, moods)
-    else:
-        # the emotion sensor's options are the configured model's labels, as the daemon announces them
-        labels = ModelMeta.load(Path(cfg.model.path or DEFAULT_MODEL).with_suffix(".json")).labels
-        msgs = discovery_messages(cfg.mqtt, moods, cfg.music.max_volume, list(labels))
     try:
-        publish_once(cfg.mqtt, msgs)
+        if args.remove:
+            # the configs (old and new ids) first; the retained state and availability only once Home
+            # Assistant has dropped the entities, or their templates render the empty state as errors
+            publish_once(cfg.mqtt, removal_messages(cfg.mqtt, moods))
+            time.sleep(REMOVAL_SETTLE_S)
+            publish_once(cfg.mqtt, state_removal_messages(cfg.mqtt))
+        else:
+            # the emotion sensor's options are the configured model's labels, as the daemon announces them
+            labels = ModelMeta.load(Path(cfg.model.path or DEFAULT_MODEL).with_suffix(".json")).labels
+            msgs = discovery_messages(cfg.mqtt, moods, cfg.music.max_volume, list(labels))
+            publish_once(cfg.mqtt, msgs)
     except ConnectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

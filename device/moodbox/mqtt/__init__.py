@@ -10,6 +10,7 @@ from moodbox.mqtt.bridge import MqttBridge, state_payload
 from moodbox.mqtt.client import describe_connect_failure, make_client, publish_once
 from moodbox.mqtt.commands import COMMANDS, Command, CommandGate, Commands, parse_command
 from moodbox.mqtt.discovery import (
+    REMOVAL_SETTLE_S,
     Message,
     base_topic,
     device_block,
@@ -17,10 +18,11 @@ from moodbox.mqtt.discovery import (
     legacy_removal_messages,
     node_id,
     removal_messages,
+    state_removal_messages,
 )
 
 __all__ = [
-    "COMMANDS", "Command", "CommandGate", "Commands", "Message", "MqttBridge", "base_topic", "describe_connect_failure",
+    "COMMANDS", "REMOVAL_SETTLE_S", "Command", "CommandGate", "Commands", "Message", "MqttBridge", "base_topic", "describe_connect_failure",
     "device_block", "discovery_messages", "legacy_removal_messages", "make_client", "node_id", "parse_command",
-    "publish_once", "removal_messages", "state_payload",
+    "publish_once", "removal_messages", "state_payload", "state_removal_messages",
 ]

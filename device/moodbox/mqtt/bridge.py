@@ -23,7 +23,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from moodbox.config import MqttConfig
 from moodbox.mqtt.client import AUTH_HINT, describe_connect_failure, is_auth_refusal, make_client
 from moodbox.mqtt.commands import Command, CommandGate, Commands, dispatch, parse_command
-from moodbox.mqtt.discovery import base_topic, discovery_messages, legacy_removal_messages, removal_messages
+from moodbox.mqtt.discovery import base_topic, discovery_messages, legacy_removal_messages
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,6 @@ class MqttBridge:
         self.discoveries += 1
         for m in discovery_messages(self.cfg, self.moods, self.max_volume, self.emotions):
             self.client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
-
-    def remove_discovery(self, timeout: float = 5.0) -> None:
-        msgs = removal_messages(self.cfg, self.moods)
-        infos = [self.client.publish(m.topic, m.payload, qos=1, retain=True) for m in msgs]
-        for info in infos:
-            info.wait_for_publish(timeout)
 
     def publish_state(self, snapshot: dict[str, Any], force: bool = False) -> None:
         """Publish when the state changed (the timestamp alone is no change), but never more often than

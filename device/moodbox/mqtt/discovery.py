@@ -27,6 +27,10 @@ LEGACY_OBJECTS = (
 )
 
 
+# How long Home Assistant is given to drop the entities before the box's retained state is cleared.
+REMOVAL_SETTLE_S = 2.0
+
+
 @dataclass(frozen=True)
 class Message:
     topic: str
@@ -139,6 +143,16 @@ def entity_configs(cfg: MqttConfig, moods: list[str], emotions: list[str], max_v
     ]
 
 
+def entity_id_keys(cfg: MqttConfig, component: str, object_id: str) -> dict[str, str]:
+    """The entity id owners already use (``sensor.moodbox_emotion`` for device ``moodbox``) on every
+    Home Assistant release: up to 2025.9 it comes from ``object_id``; 2025.10 to 2026.3 warn about
+    ``object_id`` and read ``default_entity_id``; from 2026.4 only ``default_entity_id`` counts (without it
+    the id is made from the device and entity names). Both are sent; a device id's ``-`` becomes ``_`` as
+    Home Assistant's slug of ``object_id`` makes it."""
+    slug = f"{cfg.device_id}_{object_id}".replace("-", "_")
+    return {"object_id": slug, "default_entity_id": f"{component}.{slug}"}
+
+
 def config_topic(cfg: MqttConfig, component: str, object_id: str) -> str:
     return f"{cfg.discovery_prefix}/{component}/{node_id(cfg)}/{object_id}/config"
 
@@ -154,8 +168,7 @@ def discovery_messages(cfg: MqttConfig, moods: list[str], max_volume: int = 100,
     out = []
     for component, object_id, conf in entity_configs(cfg, moods, emotions, max_volume):
         conf = {**conf, "availability": [box, *conf.get("availability", [])]}
-        # object_id keeps the entity ids owners already use (sensor.moodbox_emotion for device moodbox).
-        payload = {**conf, "unique_id": f"{nid}_{object_id}", "object_id": f"{cfg.device_id}_{object_id}", **common}
+        payload = {**conf, "unique_id": f"{nid}_{object_id}", **entity_id_keys(cfg, component, object_id), **common}
         out.append(Message(config_topic(cfg, component, object_id), json.dumps(payload, sort_keys=True)))
     return out
 
@@ -165,12 +178,15 @@ def legacy_removal_messages(cfg: MqttConfig) -> list[Message]:
     return [Message(f"{cfg.discovery_prefix}/{c}/{cfg.device_id}/{o}/config", "", True) for c, o in LEGACY_OBJECTS]
 
 
-def removal_messages(cfg: MqttConfig, moods: list[str], with_state: bool = True) -> list[Message]:
-    """Empty retained payloads: Home Assistant deletes the entities and the broker forgets the configs
-    (old and new), and with ``with_state`` the retained state and availability too."""
-    out = [Message(m.topic, "", True) for m in discovery_messages(cfg, moods)]
-    out += legacy_removal_messages(cfg)
-    if with_state:
-        t = base_topic(cfg)
-        out += [Message(f"{t}/state", "", True), Message(f"{t}/availability", "", True)]
-    return out
+def removal_messages(cfg: MqttConfig, moods: list[str]) -> list[Message]:
+    """Empty retained payloads on the configs (old and new ids): Home Assistant deletes the entities and
+    the broker forgets the configs. Send these first and :func:`state_removal_messages` only once Home
+    Assistant has dropped the entities (:data:`REMOVAL_SETTLE_S`): an entity still subscribed to the
+    state renders its template on the empty payload and logs an error (seen on Home Assistant 2024.3)."""
+    return [Message(m.topic, "", True) for m in discovery_messages(cfg, moods)] + legacy_removal_messages(cfg)
+
+
+def state_removal_messages(cfg: MqttConfig) -> list[Message]:
+    """Empty retained payloads on the box's state and availability: the broker forgets the box."""
+    t = base_topic(cfg)
+    return [Message(f"{t}/state", "", True), Message(f"{t}/availability", "", True)]
