@@ -210,6 +210,28 @@ def test_volume_set_through_another_mpd_client_is_the_owners_after_a_restart(box
     wait_for(lambda: c.status().get("volume") == "70", timeout=10, what="the owner's last volume restored")
 
 
+def test_a_restart_publishes_the_owners_volume_and_music_from_its_first_state(box_factory, faces_folder):
+    """Issue 24: after a restart the first state often carried volume and music null (MQTT came up before
+    MPD had been read), so Home Assistant showed the owner's volume 40 -> unknown -> 40."""
+    box = box_factory(faces_folder)
+    rec = Recorder(box.broker.port)
+    box.start()
+    c = box.mpd_client()
+    wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
+    rec.publish(f"{T}/volume/set", "40")
+    rec.publish(f"{T}/music/set", "OFF")
+    wait_for(lambda: state(rec).get("volume") == 40 and state(rec).get("music") == "PAUSED", what="volume 40, paused")
+    for attempt in range(3):  # the race it fixes was lost 2 times in 3
+        box.proc.kill()
+        box.proc.wait(scaled(5))
+        rec.clear()
+        box.start()
+        wait_for(lambda: rec.last(f"{T}/availability") == b"online" and state(rec), timeout=10, what="back online")
+        time.sleep(0.5)
+        first = json.loads(rec.on(f"{T}/state")[0])
+        assert (first["volume"], first["music"]) == (40, "PAUSED"), (attempt, first)
+
+
 def test_no_made_up_values_at_start(box_factory, faces_folder, tmp_path):
     """Before MPD answers, before a face is seen: null, never volume 0, confidence 0 or emotion 'none'."""
     box = box_factory(tmp_path / "no-camera-yet.mp4")

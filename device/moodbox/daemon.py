@@ -32,6 +32,9 @@ from moodbox.sources import FrameSource, SourceError, open_source
 
 log = logging.getLogger(__name__)
 
+# How long the start waits for MPD's first answer before MQTT comes up (an MPD that is down: no longer).
+FIRST_STATE_WAIT_S = 3.0
+
 
 class Daemon:
     def __init__(self, cfg: Config, classifier: EmotionClassifier | None = None, notifier: Notifier | None = None) -> None:
@@ -168,6 +171,9 @@ class Daemon:
 
     def start(self) -> None:
         self.player.start()
+        # The first state Home Assistant gets after a restart carries the owner's volume and music as MPD
+        # has them, not null (it showed the volume 40 -> unknown -> 40); bounded, for an MPD that is down.
+        self.player.wait_reported(FIRST_STATE_WAIT_S)
         if self.bridge is not None:
             self.bridge.start()
         self._thread = threading.Thread(target=self._process_loop, name="pipeline", daemon=True)

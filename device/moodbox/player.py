@@ -75,6 +75,7 @@ class MpdPlayer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._reported = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: mpd.MPDClient | None = None
         # intended state (any thread)
@@ -95,6 +96,12 @@ class MpdPlayer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mpd-player", daemon=True)
         self._thread.start()
+
+    def wait_reported(self, timeout: float) -> bool:
+        """Wait until MPD's state has been read once (after the owner's volume and music were applied),
+        so that the box's first published state carries them instead of null; False after ``timeout``
+        (MPD unreachable: those stay null, which is true then)."""
+        return self._reported.wait(timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stops controlling MPD; the music goes on playing."""
@@ -370,3 +377,4 @@ class MpdPlayer:
             source=known.source if known else None, override=bool(plan and plan.override),
             volume=int(vol) if vol not in (None, "-1") else None, error=None,
         )
+        self._reported.set()
