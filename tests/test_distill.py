@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model_export.data import LABELS, load
-from tests.util import noise_faces
+from tests.util import noise_faces, require_keras
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "model_export" / "checkpoints" / "moodnet.keras"
 
@@ -19,7 +19,7 @@ def faces(tmp_path):
 
 
 def test_soft_targets_then_a_student_trained_on_them(tmp_path, faces):
-    pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    require_keras()
     from model_export.distill import SoftTargetError, main as distill, soft_targets_for
     from model_export.train import main as train
 
@@ -46,7 +46,7 @@ def test_soft_targets_then_a_student_trained_on_them(tmp_path, faces):
 
 
 def test_random_erasing_and_mixup_keep_images_and_targets_valid():
-    pytest.importorskip("tensorflow", reason="the export extra (TensorFlow) is not installed")
+    require_keras()
     import tensorflow as tf
 
     from model_export.train import _mixup, _random_erase

@@ -12,7 +12,7 @@ import pytest
 from model_export.data import LABELS, DataError, load, load_csv, load_folder
 from model_export.export import build_metadata, representative_faces
 from model_export.train import class_weights
-from tests.util import noise_faces
+from tests.util import noise_faces, require_keras
 
 
 def _csv(path, rows):
@@ -109,7 +109,7 @@ def test_metadata_contract():
 
 def test_tiny_export_round_trip(tmp_path):
     """Train nothing: a tiny random Keras model, exported to int8 and run by the device's classifier."""
-    keras = pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    keras = require_keras()
     from keras import layers
 
     from model_export.data import Dataset
@@ -160,7 +160,7 @@ CHECKPOINT = Path(__file__).resolve().parents[1] / "model_export" / "checkpoints
 
 def test_committed_checkpoint_is_the_shipped_models_float_twin(astronaut_png):
     """The float checkpoint users fine-tune from is the model the shipped .tflite was exported from."""
-    keras = pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    keras = require_keras()
 
     from moodbox.emotions import EmotionClassifier
     from moodbox.faces import FaceDetector, to_gray
@@ -176,7 +176,7 @@ def test_committed_checkpoint_is_the_shipped_models_float_twin(astronaut_png):
 
 
 def test_train_init_fine_tunes_from_a_checkpoint(tmp_path):
-    pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    require_keras()
     import keras
 
     from model_export.train import main
@@ -191,7 +191,7 @@ def test_train_init_fine_tunes_from_a_checkpoint(tmp_path):
 
 
 def test_every_architecture_takes_a_48x48_grey_face_and_scores_seven_emotions():
-    pytest.importorskip("keras", reason="the export extra (TensorFlow) is not installed")
+    require_keras()
     from model_export.architectures import ARCHITECTURES, TEACHERS, build, multiply_adds
 
     for name in [*ARCHITECTURES, *TEACHERS]:

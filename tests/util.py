@@ -29,6 +29,22 @@ def time_factor() -> float:
     return min(30.0, max(1.0, best / 0.025))
 
 
+def require_keras() -> Any:
+    """Keras (from the export extra's TensorFlow), or skip saying why it is missing: TensorFlow has wheels
+    for x86-64 with Python 3.10-3.13 only, so elsewhere the extra installs without it (scripts/setup)."""
+    import platform
+    import sys
+
+    import pytest
+
+    if platform.machine() != "x86_64" or sys.version_info >= (3, 14):
+        reason = (f"TensorFlow has no wheel for {platform.machine()} with Python {sys.version_info.major}."
+                  f"{sys.version_info.minor}: the model-export extra is installed without it here")
+    else:
+        reason = "the export extra (TensorFlow) is not installed: scripts/setup --all"
+    return pytest.importorskip("keras", reason=reason)
+
+
 def scaled(seconds: float) -> float:
     """A time limit, scaled for this machine's speed (see :func:`time_factor`)."""
     return seconds * time_factor()
