@@ -177,7 +177,8 @@ def _render(template: str, **overrides) -> str:
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     text = (ROLE / "templates" / template).read_text()
-    return env.from_string(text).render(**{**defaults, "ansible_managed": "managed", **overrides})
+    derived = {"moodbox_audio_output": "plughw:CARD=Headphones"}  # vars/main.yml's (tested with ansible above)
+    return env.from_string(text).render(**{**defaults, **derived, "ansible_managed": "managed", **overrides})
 
 
 def test_local_broker_is_localhost_and_anonymous_only_without_a_user():
@@ -196,6 +197,7 @@ def test_local_broker_with_a_user_gets_a_password_file():
 
 def test_mpd_on_the_lan_only_when_asked():
     assert 'bind_to_address    "localhost"' in _render("mpd.conf.j2")
+    assert 'device      "plughw:CARD=Headphones"' in _render("mpd.conf.j2")
     lan = _render("mpd.conf.j2", moodbox_mpd_listen_lan=True, moodbox_mpd_password="pw")
     assert 'bind_to_address    "any"' in lan and 'password           "pw@read,add,control,admin"' in lan
 
