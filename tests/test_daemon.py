@@ -218,6 +218,8 @@ def test_a_restart_publishes_the_owners_volume_and_music_from_its_first_state(bo
     box.start()
     c = box.mpd_client()
     wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
+    # commands are not retained: send them once the box has subscribed (MPD may play before MQTT is up)
+    wait_for(lambda: rec.last(f"{T}/availability") == b"online", timeout=10, what="online")
     rec.publish(f"{T}/volume/set", "40")
     rec.publish(f"{T}/music/set", "OFF")
     wait_for(lambda: state(rec).get("volume") == 40 and state(rec).get("music") == "PAUSED", timeout=10, what="volume 40, paused")
