@@ -7,8 +7,10 @@ that needs cleaning up."""
 
 from __future__ import annotations
 
+# The built-in _signal first: ``signal`` itself imports enum, functools and collections, and on Python 3.13
+# a Ctrl-C landing in those imports showed their traceback before any handler could be installed.
+import _signal
 import os
-import signal
 
 
 def _interrupted_while_loading(signum: int, frame: object) -> None:
@@ -16,10 +18,23 @@ def _interrupted_while_loading(signum: int, frame: object) -> None:
     os._exit(130)  # EXIT_INTERRUPTED, as the commands end on Ctrl-C
 
 
+def _guard() -> bool:
+    """Ctrl-C ends the process quietly from now until the command line is loaded; False where a parent made
+    us ignore SIGINT (then it stays ignored)."""
+    if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
+        return _signal.getsignal(_signal.SIGINT) is _interrupted_while_loading
+    _signal.signal(_signal.SIGINT, _interrupted_while_loading)
+    return True
+
+
+if __name__ == "__main__":  # python -m moodbox: from its first line
+    _guard()
+
+import signal  # noqa: E402  (after the guard)
+
+
 def main() -> int:
-    ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not when a parent made us ignore it
-    if ours:
-        signal.signal(signal.SIGINT, _interrupted_while_loading)
+    ours = _guard()
     # the slow native imports happen here, while a Ctrl-C still simply ends the process
     import cv2  # noqa: F401  (numpy with it)
 
