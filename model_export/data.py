@@ -71,9 +71,7 @@ def load_folder(folder: str | Path) -> Dataset:
         raise DataError(f"{root}: no class folders (expected {', '.join(LABELS)})")
     unknown = [d.name for d in class_dirs if d.name.lower() not in LABELS]
     if unknown:
-        raise DataError(
-            f"{root}: unknown class folder(s) {', '.join(unknown)}; expected names from {', '.join(LABELS)}"
-        )
+        raise DataError(f"{root}: unknown class folder(s) {', '.join(unknown)}; expected names from {', '.join(LABELS)}")
     images: list[np.ndarray] = []
     labels: list[int] = []
     for d in class_dirs:

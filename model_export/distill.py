@@ -35,7 +35,7 @@ def fingerprint(ds: Dataset) -> str:
 
 
 def _rotate(batch: np.ndarray, angle: float) -> np.ndarray:
-    from moodbox.emotions import _tilt
+    from moodbox.vision.looks import _tilt
 
     return _tilt(batch, angle)
 
@@ -55,8 +55,14 @@ def ensemble_probs(models: list, images: np.ndarray, tilt_deg: tuple[float, ...]
     return (total / looks).astype(np.float32)
 
 
-def make_soft_targets(teachers: list[Path], data: str, out: Path, splits: tuple[str, ...] = ("train", "val"),
-                      tilt_deg: tuple[float, ...] = (6.0, -6.0), cache_dir: str | None = ".cache/fer2013") -> Path:
+def make_soft_targets(
+    teachers: list[Path],
+    data: str,
+    out: Path,
+    splits: tuple[str, ...] = ("train", "val"),
+    tilt_deg: tuple[float, ...] = (6.0, -6.0),
+    cache_dir: str | None = ".cache/fer2013",
+) -> Path:
     import keras
 
     models = [keras.models.load_model(t, compile=False) for t in teachers]
@@ -71,7 +77,7 @@ def make_soft_targets(teachers: list[Path], data: str, out: Path, splits: tuple[
         arrays[f"{split}_accuracy"] = np.array(acc)
     arrays["teachers"] = np.array([str(t) for t in teachers])
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
+    np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
     log.info("soft targets: %s", out)
     return out
 
@@ -85,9 +91,13 @@ def soft_targets_for(path: str | Path, split: str, ds: Dataset) -> np.ndarray:
     with np.load(path) as z:
         key = f"{split}_probs"
         if key not in z:
-            raise SoftTargetError(f"{path}: no soft targets for the {split} split (made for: {', '.join(k[:-6] for k in z if k.endswith('_probs'))})")
+            raise SoftTargetError(
+                f"{path}: no soft targets for the {split} split (made for: {', '.join(k[:-6] for k in z if k.endswith('_probs'))})"
+            )
         if str(z[f"{split}_fingerprint"]) != fingerprint(ds):
-            raise SoftTargetError(f"{path}: the {split} soft targets were made from other images (or another order); run distill.py again")
+            raise SoftTargetError(
+                f"{path}: the {split} soft targets were made from other images (or another order); run distill.py again"
+            )
         return z[key].astype(np.float32)
 
 
@@ -106,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         p.error(f"no such teacher model: {', '.join(missing)}")
     tilts = tuple(float(a) for a in args.tilt_deg.split(",") if a.strip())
-    make_soft_targets(args.teachers, args.data, args.out, tuple(s for s in args.splits.split(",") if s), tilts, args.cache_dir or None)
+    make_soft_targets(
+        args.teachers, args.data, args.out, tuple(s for s in args.splits.split(",") if s), tilts, args.cache_dir or None
+    )
     return 0
 
 

@@ -5,7 +5,7 @@
 
 prints accuracy and per-class precision/recall/F1, writes ``report.json`` and ``confusion.png`` into
 ``--out``, and with ``--keras`` also the int8-vs-float top-1 agreement. Preprocessing is
-``moodbox.emotions.EmotionClassifier`` driven by the model's metadata JSON, i.e. exactly what the Pi runs.
+``moodbox.vision.emotions.EmotionClassifier`` driven by the model's metadata JSON, i.e. exactly what the Pi runs.
 """
 
 from __future__ import annotations
@@ -47,7 +47,12 @@ class Report:
             precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
             recall = tp / cm[i, :].sum() if cm[i, :].sum() else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            out[name] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "support": int(cm[i, :].sum())}
+            out[name] = {
+                "precision": round(precision, 4),
+                "recall": round(recall, 4),
+                "f1": round(f1, 4),
+                "support": int(cm[i, :].sum()),
+            }
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -79,7 +84,7 @@ class Report:
 
 
 def evaluate(model: Path, data: Dataset, keras_model: Any = None, threads: int = 1) -> Report:
-    from moodbox.emotions import EmotionClassifier, score_views
+    from moodbox.vision.emotions import EmotionClassifier, score_views
 
     clf = EmotionClassifier(model, threads=threads)
     label_index = {name: i for i, name in enumerate(clf.labels)}
@@ -103,9 +108,7 @@ def evaluate(model: Path, data: Dataset, keras_model: Any = None, threads: int =
     if keras_model is not None:
         # Compare like with like: the float model looks at each face the same way (mirror, tilts) the
         # device looks with the int8 one.
-        float_probs = score_views(
-            lambda b: keras_model.predict(b, batch_size=256, verbose=0), np.stack(inputs), clf.meta
-        )
+        float_probs = score_views(lambda b: keras_model.predict(b, batch_size=256, verbose=0), np.stack(inputs), clf.meta)
         float_pred = np.argmax(float_probs, axis=1)
         agreement = float(np.mean(float_pred == np.asarray(int8_pred)))
     return Report(labels=clf.labels, confusion=cm, agreement=agreement, ms_per_face=ms)
@@ -116,8 +119,8 @@ def through_detector(model: Path, data: Dataset, margins: list[float], face_px: 
     detector, cropped with each candidate ``face_margin``. Picks the margin the metadata should carry."""
     import cv2
 
-    from moodbox.emotions import EmotionClassifier
-    from moodbox.faces import FaceDetector
+    from moodbox.vision.emotions import EmotionClassifier
+    from moodbox.vision.faces import FaceDetector
 
     clf = EmotionClassifier(model)
     det = FaceDetector()
@@ -142,7 +145,8 @@ def through_detector(model: Path, data: Dataset, margins: list[float], face_px: 
             if int(np.argmax(clf.infer(clf.preprocess(canvas, faces[0].box)))) == truth:
                 correct[m] += 1
     return {
-        "faces": int(len(idx)), "detected": found / len(idx),
+        "faces": int(len(idx)),
+        "detected": found / len(idx),
         "accuracy_by_margin": {f"{m:g}": round(c / max(found, 1), 4) for m, c in correct.items()},
     }
 
@@ -163,8 +167,9 @@ def confusion_png(report: Report, path: Path, title: str = "") -> None:
     ax.set_ylabel("true")
     for i in range(len(report.labels)):
         for j in range(len(report.labels)):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black"
+            )
     ax.set_title(title or f"accuracy {report.accuracy:.3f}")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
@@ -196,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         margins = [float(m) for m in args.margins.split(",")]
         td = through_detector(args.model, data, margins)
         report.extra["through_detector"] = td
-        print(f"through the Haar detector: {td['detected']:.1%} of {td['faces']} faces found; accuracy by face margin: "
-              + ", ".join(f"{m}: {a:.3f}" for m, a in td["accuracy_by_margin"].items()))
+        print(
+            f"through the Haar detector: {td['detected']:.1%} of {td['faces']} faces found; accuracy by face margin: "
+            + ", ".join(f"{m}: {a:.3f}" for m, a in td["accuracy_by_margin"].items())
+        )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""Convert a Keras emotion model to a full-integer int8 TFLite model plus its metadata JSON (DESIGN §6).
+"""Convert a Keras emotion model to a full-integer int8 TFLite model plus its metadata JSON (docs/model.md).
 
     python -m model_export.export runs/moodnet/best.keras --data ../shared/data/fer2013 \
         --out device/moodbox/models/moodnet
@@ -80,14 +80,12 @@ def representative_faces(ds: Dataset, count: int = 500, seed: int = 0) -> np.nda
     return ds.images[chosen]
 
 
-def convert(
-    model: Any, samples: np.ndarray, scale: float = 1.0 / 255.0, offset: float = 0.0
-) -> bytes:
+def convert(model: Any, samples: np.ndarray, scale: float = 1.0 / 255.0, offset: float = 0.0) -> bytes:
     """Full-integer quantisation: int8 weights, activations, input and output; calibrated on ``samples``
     (uint8 faces of the model's input size, grey or RGB)."""
-    import tensorflow as tf
-
     import tempfile
+
+    import tensorflow as tf
 
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
 
@@ -155,8 +153,16 @@ def export(
     json_path = out.with_suffix(".json")
     tflite_path.write_bytes(tflite)
     meta = build_metadata(
-        labels=labels, width=w, height=h, color="gray" if c == 1 else "rgb", scale=scale, offset=offset,
-        face_margin=face_margin, mirror_average=mirror_average, tilt_deg=tilt_deg, tilt_below_margin=tilt_below_margin,
+        labels=labels,
+        width=w,
+        height=h,
+        color="gray" if c == 1 else "rgb",
+        scale=scale,
+        offset=offset,
+        face_margin=face_margin,
+        mirror_average=mirror_average,
+        tilt_deg=tilt_deg,
+        tilt_below_margin=tilt_below_margin,
         source=source or f"{model_path.name}, exported {date.today().isoformat()}",
     )
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -181,15 +187,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", default=",".join(LABELS), help="labels in output order, comma-separated")
     p.add_argument("--scale", type=float, default=1.0 / 255.0)
     p.add_argument("--offset", type=float, default=0.0)
-    p.add_argument("--face-margin", type=float, default=0.05,
-                   help="fraction the face box is grown by before cropping (0.05 measured best through the Haar detector)")
-    p.add_argument("--no-mirror-average", dest="mirror_average", action="store_false",
-                   help="score each face once; by default the device averages a face with its mirror image "
-                   "(a second inference; steadier and more accurate for models trained with flips)")
-    p.add_argument("--tilt-deg", default=",".join(f"{a:g}" for a in DEFAULT_TILT_DEG),
-                   help="angles (degrees, comma-separated) of the extra looks at an ambiguous face; '' for none")
-    p.add_argument("--tilt-below-margin", type=float, default=DEFAULT_TILT_BELOW_MARGIN,
-                   help="a face is ambiguous when its best two scores are closer than this (0 turns tilted looks off)")
+    p.add_argument(
+        "--face-margin",
+        type=float,
+        default=0.05,
+        help="fraction the face box is grown by before cropping (0.05 measured best through the Haar detector)",
+    )
+    p.add_argument(
+        "--no-mirror-average",
+        dest="mirror_average",
+        action="store_false",
+        help="score each face once; by default the device averages a face with its mirror image "
+        "(a second inference; steadier and more accurate for models trained with flips)",
+    )
+    p.add_argument(
+        "--tilt-deg",
+        default=",".join(f"{a:g}" for a in DEFAULT_TILT_DEG),
+        help="angles (degrees, comma-separated) of the extra looks at an ambiguous face; '' for none",
+    )
+    p.add_argument(
+        "--tilt-below-margin",
+        type=float,
+        default=DEFAULT_TILT_BELOW_MARGIN,
+        help="a face is ambiguous when its best two scores are closer than this (0 turns tilted looks off)",
+    )
     p.add_argument("--source", default="", help="how it was trained (goes into the metadata)")
     p.add_argument("--calibration-count", type=int, default=500)
     p.add_argument("--cache-dir", default=".cache/fer2013")
@@ -207,9 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     calibration = load(args.data, "train", cache_dir=args.cache_dir or None)
     val = None if args.no_eval else load(args.val_data or args.data, "val", cache_dir=args.cache_dir or None)
     export(
-        args.model, args.out, calibration, labels=tuple(args.labels.split(",")), scale=args.scale,
-        offset=args.offset, face_margin=args.face_margin, mirror_average=args.mirror_average,
-        tilt_deg=tilt_deg, tilt_below_margin=args.tilt_below_margin, source=args.source, val=val,
+        args.model,
+        args.out,
+        calibration,
+        labels=tuple(args.labels.split(",")),
+        scale=args.scale,
+        offset=args.offset,
+        face_margin=args.face_margin,
+        mirror_average=args.mirror_average,
+        tilt_deg=tilt_deg,
+        tilt_below_margin=args.tilt_below_margin,
+        source=args.source,
+        val=val,
         calibration_count=args.calibration_count,
     )
     return 0

@@ -97,12 +97,23 @@ def _mixup(x, y, w, alpha: float):
     perm = tf.random.shuffle(tf.range(n))
     lx = lam[:, None, None, None]
     ly = lam[:, None]
-    return (lx * x + (1 - lx) * tf.gather(x, perm), ly * y + (1 - ly) * tf.gather(y, perm),
-            lam * w + (1 - lam) * tf.gather(w, perm))
+    return (
+        lx * x + (1 - lx) * tf.gather(x, perm),
+        ly * y + (1 - ly) * tf.gather(y, perm),
+        lam * w + (1 - lam) * tf.gather(w, perm),
+    )
 
 
-def make_datasets(train: Dataset, val: Dataset, batch: int, seed: int, weights: dict[int, float] | None,
-                  soft: np.ndarray | None = None, erase_prob: float = 0.0, mixup: float = 0.0):
+def make_datasets(
+    train: Dataset,
+    val: Dataset,
+    batch: int,
+    seed: int,
+    weights: dict[int, float] | None,
+    soft: np.ndarray | None = None,
+    erase_prob: float = 0.0,
+    mixup: float = 0.0,
+):
     """Training and validation ``tf.data`` pipelines. Targets are 14 wide: the one-hot label, then the
     teachers' soft targets (the one-hot label again when there are none), so one loss serves both."""
     import tensorflow as tf
@@ -233,8 +244,11 @@ def train(args: argparse.Namespace) -> Path:
         log.info("distilling from %s: temperature %g, weight %g", args.soft_targets, args.kd_temperature, args.kd_weight)
     if args.add_val:
         # The final fine-tune: val joins the training faces, and a held-back slice of train picks the epoch.
-        train_ds = Dataset(np.concatenate([train_ds.images, val_ds.images]),
-                           np.concatenate([train_ds.labels, val_ds.labels]), train_ds.source + " + val")
+        train_ds = Dataset(
+            np.concatenate([train_ds.images, val_ds.images]),
+            np.concatenate([train_ds.labels, val_ds.labels]),
+            train_ds.source + " + val",
+        )
     if args.holdout_frac > 0:
         held = holdout_mask(train_ds, args.holdout_frac, args.seed)
         if soft is not None:
@@ -295,7 +309,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="fer2013.csv, or a folder with train/<emotion>/ and val/<emotion>/")
     p.add_argument("--val-data", help="validation data if not in --data (CSV: PublicTest rows are used)")
-    p.add_argument("--arch", default="moodnet", help="seed_cnn | moodnet (default) | moodnet_w48; teachers: moodnet_w72 | vgg_teacher")
+    p.add_argument(
+        "--arch", default="moodnet", help="seed_cnn | moodnet (default) | moodnet_w48; teachers: moodnet_w72 | vgg_teacher"
+    )
     p.add_argument(
         "--init",
         help="start from this trained Keras model (.keras) instead of random weights: fine-tuning on your own "
@@ -313,15 +329,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=".cache/fer2013", help="decoded-image cache ('' disables)")
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"), help="sgd = SGD with Nesterov momentum 0.9")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="for adamw and sgd")
-    p.add_argument("--cycles", type=int, default=1, help="cosine schedule with this many warm restarts (1 = one cosine with warm-up)")
+    p.add_argument(
+        "--cycles", type=int, default=1, help="cosine schedule with this many warm restarts (1 = one cosine with warm-up)"
+    )
     p.add_argument("--erase-prob", type=float, default=0.0, help="random erasing: share of faces with a noise rectangle")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter (0 = off; 0.2 is usual)")
     p.add_argument("--soft-targets", help="distill from a teacher ensemble's cached predictions (model_export.distill)")
     p.add_argument("--kd-temperature", type=float, default=4.0, help="distillation temperature")
     p.add_argument("--kd-weight", type=float, default=0.7, help="share of the distillation term in the loss")
     p.add_argument("--add-val", action="store_true", help="train on train+val (the final fine-tune); use with --holdout-frac")
-    p.add_argument("--holdout-frac", type=float, default=0.0,
-                   help="hold back this share of the training faces to pick the epoch (instead of val)")
+    p.add_argument(
+        "--holdout-frac",
+        type=float,
+        default=0.0,
+        help="hold back this share of the training faces to pick the epoch (instead of val)",
+    )
     return p.parse_args(argv)
 
 

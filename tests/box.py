@@ -12,13 +12,14 @@ import mpd
 import pytest
 import yaml
 
-from moodbox.devservers import Mosquitto, Mpd, make_library, write_m3u
+from devtools.servers import Mosquitto, Mpd, make_library, write_m3u
 
 T = "moodbox/boxtest"
-TRACKS = [{"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
-          for g in ("Pop", "Jazz", "Ambient", "Blues") for i in range(1, 3)]
-
-
+TRACKS = [
+    {"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
+    for g in ("Pop", "Jazz", "Ambient", "Blues")
+    for i in range(1, 3)
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,12 @@ class Box:
 
     def start(self) -> None:
         with self.log.open("ab") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "moodbox", "run", "--config", str(self.cfg_path)],
-                                         stdout=fh, stderr=subprocess.STDOUT, env=self.env)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moodbox", "run", "--config", str(self.cfg_path)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
 
     def mpd_client(self) -> mpd.MPDClient:
         c = mpd.MPDClient()
@@ -88,5 +93,3 @@ def box_factory(tmp_path, library):
     yield make
     for b in boxes:
         b.close()
-
-

@@ -59,7 +59,15 @@ class Recorder:
 
 @dataclass
 class RecordingCommands:
+    """The box's command handlers, recorded; called with a Command, it dispatches it through the command
+    table as the daemon's loop does (the bridge's ``submit``)."""
+
     calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def __call__(self, cmd: Any) -> None:
+        from moodbox.home.commands import dispatch
+
+        dispatch(self, cmd)
 
     def set_auto_dj(self, on: bool) -> None:
         self.calls.append(("auto_dj", on))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import mpd
 
+from devtools.servers import Mpd, make_library, write_m3u
 from moodbox.config import MusicConfig
-from moodbox.devservers import Mpd, make_library, write_m3u
-from moodbox.player import MpdPlayer
+from tests.steered import SteeredPlayer
 
 GENRE_MOOD = {"pop": "happy", "ambient": "calm", "jazz": "neutral", "blues": "sad"}
 MOOD_GENRE = {m: g for g, m in GENRE_MOOD.items()}
@@ -55,7 +55,7 @@ def measure(tmp: Path) -> None:
     with Mpd(tmp / "mpd", music, playlists) as server:
         c = client(server.port)
         # a skip refused by MPD (stopped, auto-DJ off), then a volume (issue 15 item 2)
-        p = MpdPlayer(cfg(server.port, auto_dj=False))
+        p = SteeredPlayer(cfg(server.port, auto_dj=False))
         p.start()
         wait(lambda: p.state().music == "STOPPED")
         lat = []
@@ -67,7 +67,7 @@ def measure(tmp: Path) -> None:
         p.stop()
 
         # a mood choice: the chosen mood's track playing in MPD
-        p = MpdPlayer(cfg(server.port))
+        p = SteeredPlayer(cfg(server.port))
         p.set_emotion("happy")
         p.start()
         wait(lambda: p.state().mood == "happy" and p.state().music == "PLAYING")
@@ -75,7 +75,9 @@ def measure(tmp: Path) -> None:
         for mood in ["calm", "sad", "neutral", "happy"] * 3:
             p.set_override(mood)
             lat.append(wait(lambda: playing(c, mood)))
-        print(f"mood choice -> its track playing: p50 {statistics.median(lat) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms over {len(lat)}")
+        print(
+            f"mood choice -> its track playing: p50 {statistics.median(lat) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms over {len(lat)}"
+        )
 
         off, on = [], []
         for _ in range(5):
@@ -98,8 +100,10 @@ def measure(tmp: Path) -> None:
             c = client(server.port)
             wait(lambda: playing(c, emotion))
             lat.append(time.monotonic() - t0)
-        print(f"MPD restarted on another mood's track -> the intended mood's track: max {max(lat) * 1000:.0f} ms "
-              f"over {len(lat)} (from mpd accepting connections with its database updated)")
+        print(
+            f"MPD restarted on another mood's track -> the intended mood's track: max {max(lat) * 1000:.0f} ms "
+            f"over {len(lat)} (from mpd accepting connections with its database updated)"
+        )
         p.stop()
 
 

@@ -73,8 +73,21 @@ def main(argv: list[str]) -> None:
         os.environ["_MOODBOX_SANDBOX"] = "1"
         subset = ",subset=pid" if _setting("ProcSubset") == "pid" else ""
         mount = f"mount -t proc -o hidepid=invisible{subset} proc /proc"
-        os.execvp("unshare", ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                              f'{mount} && exec "$0" "$@"', sys.executable, __file__, *argv])
+        os.execvp(
+            "unshare",
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f'{mount} && exec "$0" "$@"',
+                sys.executable,
+                __file__,
+                *argv,
+            ],
+        )
     allowed = allowed_syscalls(UNIT.read_text())
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]

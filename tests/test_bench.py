@@ -21,8 +21,25 @@ def test_bench_without_a_source_works_from_an_installed_wheel(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = "import moodbox, sys; from moodbox.cli import main; print(moodbox.__file__, file=sys.stderr); sys.exit(main())"
     out = subprocess.run(
-        [sys.executable, "-c", code, "--log-level", "ERROR", "bench", "--frames", "15", "--live-seconds", "0", "--no-agreement", "--json"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--log-level",
+            "ERROR",
+            "bench",
+            "--frames",
+            "15",
+            "--live-seconds",
+            "0",
+            "--no-agreement",
+            "--json",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert str(site) in out.stderr  # the installed copy ran, not the checkout

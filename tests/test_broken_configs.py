@@ -64,7 +64,9 @@ def workdir(tmp_path_factory) -> Path:
 
 def _moodbox(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8"}
-    return subprocess.run([sys.executable, "-m", "moodbox", *args], cwd=cwd, capture_output=True, text=True, timeout=scaled(60), env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "moodbox", *args], cwd=cwd, capture_output=True, text=True, timeout=scaled(60), env=env
+    )
 
 
 def test_the_corpus_is_large_and_every_case_names_its_key():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moodbox.changemap import BLOCK, ChangeMap, changed_parts
+from moodbox.vision.changemap import BLOCK, ChangeMap, changed_parts
 
 
 def _wall(seed: int = 0) -> np.ndarray:
@@ -34,7 +34,10 @@ def test_change_counts_until_it_is_accounted_for():
     m.look(lit, 2.0)
     changed = m.changed(4.0)
     rows, cols = np.nonzero(changed)
-    assert (rows.min(), rows.max() + 1) == (16 // BLOCK, 48 // BLOCK) and (cols.min(), cols.max() + 1) == (200 // BLOCK, 240 // BLOCK)
+    assert (rows.min(), rows.max() + 1) == (16 // BLOCK, 48 // BLOCK) and (cols.min(), cols.max() + 1) == (
+        200 // BLOCK,
+        240 // BLOCK,
+    )
     m.account((200, 16, 40, 32))  # searched there
     assert not m.changed(4.0).any()
     m.look(wall, 2.0)  # they leave: a change again, against what was accounted for

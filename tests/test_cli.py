@@ -14,9 +14,7 @@ from tests.util import scaled
 
 
 def moodbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "moodbox", *args], capture_output=True, text=True, timeout=scaled(timeout)
-    )
+    return subprocess.run([sys.executable, "-m", "moodbox", *args], capture_output=True, text=True, timeout=scaled(timeout))
 
 
 def test_analyze_json(astronaut_png):
@@ -114,7 +112,7 @@ def test_bench_replays_a_clip_live_at_its_own_rate():
     """A 10 frames/s clip replayed as a 30 frames/s camera is a fast-forward: three times the motion."""
 
     from moodbox.bench import clip_fps
-    from moodbox.sources import Frame
+    from moodbox.vision.sources import Frame
 
     img = np.zeros((4, 4), np.uint8)
     assert clip_fps([Frame(image=img, t=i * 0.1, index=i) for i in range(20)]) == pytest.approx(10.0)

@@ -32,7 +32,10 @@ def no_traceback(proc) -> str:
 def test_replay_json_into_head_ends_quietly(hamilton_clip):
     proc = subprocess.run(
         ["bash", "-o", "pipefail", "-c", f"{sys.executable} -m moodbox replay {hamilton_clip} --json | head -n 2"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
@@ -42,7 +45,10 @@ def test_replay_json_into_head_ends_quietly(hamilton_clip):
 def test_analyze_into_a_closed_pipe_ends_quietly():
     proc = subprocess.run(
         ["bash", "-o", "pipefail", "-c", f"{sys.executable} -m moodbox analyze {' '.join([str(STILL)] * 40)} | head -n 1"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     no_traceback(proc)
     assert proc.returncode == 0 and proc.stdout.count("\n") == 1
@@ -71,15 +77,18 @@ def test_analyze_says_a_folder_is_not_an_image_and_goes_on():
     assert "face at" in proc.stdout  # the readable image is still analysed
 
 
-@pytest.mark.parametrize("args", [
-    ("--config", "samples/short_hamilton_clip.mp4", "analyze"),  # before the command: argparse's usage error
-    ("analyze", str(STILL), "--config", "samples/short_hamilton_clip.mp4"),
-    ("analyze", str(STILL), "--config", "samples"),
-    ("check-config", "samples/short_hamilton_clip.mp4"),
-    ("check-config", "nothere.yaml"),
-    ("replay",),
-    ("--log-level", "LOUD", "analyze", str(STILL)),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--config", "samples/short_hamilton_clip.mp4", "analyze"),  # before the command: argparse's usage error
+        ("analyze", str(STILL), "--config", "samples/short_hamilton_clip.mp4"),
+        ("analyze", str(STILL), "--config", "samples"),
+        ("check-config", "samples/short_hamilton_clip.mp4"),
+        ("check-config", "nothere.yaml"),
+        ("replay",),
+        ("--log-level", "LOUD", "analyze", str(STILL)),
+    ],
+)
 def test_bad_arguments_exit_2_with_a_message(args):
     proc = run(*args)
     out = no_traceback(proc)
@@ -100,7 +109,7 @@ def test_litert_does_not_announce_its_delegate():
 
 
 def test_stderr_lines_other_than_litert_info_are_passed_on(capfd):
-    from moodbox.native import quiet_native_info
+    from moodbox.vision.native import quiet_native_info
 
     with quiet_native_info():
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
@@ -114,8 +123,14 @@ def _start(args: list[str]) -> subprocess.Popen:
     # A terminal's Ctrl-C: SIGINT back to its default in the child, since a suite started in the
     # background by a non-interactive shell inherits SIGINT ignored, and Python then never raises
     # KeyboardInterrupt (the command would run on to its end).
-    return subprocess.Popen([*MOODBOX, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [*MOODBOX, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def _interrupt(args: list[str], after_s: float, first_line: bool) -> subprocess.CompletedProcess:
@@ -130,11 +145,14 @@ def _interrupt(args: list[str], after_s: float, first_line: bool) -> subprocess.
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.mark.parametrize("args, code, first_line", [
-    (["replay", "samples/short_hamilton_clip.mp4"], 0, True),  # Ctrl-C is how a real-time replay is stopped
-    (["bench", "--live-seconds", "30"], 130, False),
-    (["analyze", *[str(STILL)] * 2000], 130, True),
-])
+@pytest.mark.parametrize(
+    "args, code, first_line",
+    [
+        (["replay", "samples/short_hamilton_clip.mp4"], 0, True),  # Ctrl-C is how a real-time replay is stopped
+        (["bench", "--live-seconds", "30"], 130, False),
+        (["analyze", *[str(STILL)] * 2000], 130, True),
+    ],
+)
 def test_ctrl_c_ends_without_a_traceback(args, code, first_line):
     proc = _interrupt(args, after_s=2.0 if first_line else scaled(4.0), first_line=first_line)
     no_traceback(proc)
@@ -184,9 +202,14 @@ sys.exit(cli.main(sys.argv[1:]))
 def test_ctrl_c_while_litert_loads_is_an_interruption_not_a_missing_interpreter():
     """On a Pi the interpreter takes a second or two to load at start, long enough for a Ctrl-C to land in
     its native module's initialisation: that read as "no TFLite interpreter installed" (exit 2)."""
-    proc = subprocess.run([sys.executable, "-c", _PYBIND11_LIKE_IMPORT, "analyze", str(STILL)], capture_output=True,
-                          text=True, timeout=scaled(120), cwd=ROOT,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.run(
+        [sys.executable, "-c", _PYBIND11_LIKE_IMPORT, "analyze", str(STILL)],
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     no_traceback(proc)
     assert "no TFLite interpreter" not in proc.stderr, proc.stderr
     assert proc.returncode == 130 and proc.stderr.strip().endswith("interrupted"), proc.stderr[-2000:]

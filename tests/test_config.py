@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from moodbox import config, configfile
+from moodbox import config, configdoc, configfile
 from moodbox.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_documented_default_file_equals_the_code():
     shipped = (ROOT / "config" / "moodbox.yaml").read_text()
-    assert shipped == config.default_yaml(), "regenerate with: python -m moodbox.config > config/moodbox.yaml"
+    assert shipped == configdoc.default_yaml(), "regenerate with: python -m moodbox.configdoc > config/moodbox.yaml"
     assert configfile.load(ROOT / "config" / "moodbox.yaml", env={}) == config.Config()
 
 
@@ -25,7 +26,7 @@ def test_every_field_is_documented():
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
             ann = field.annotation
-            if isinstance(ann, type) and issubclass(ann, config.BaseModel):
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
                 walk(ann)
 
     walk(config.Config)
@@ -122,7 +123,9 @@ def test_check_config_as_a_process_prints_no_traceback(tmp_path):
 
 def test_mood_maps_merge_over_defaults(tmp_path):
     f = tmp_path / "c.yaml"
-    f.write_text("music:\n  playlists: {happy: my_happy, calm: null}\n  queries: {calm: {artist: Enya}}\n  strategies: {uplift: {sad: [calm]}}\n")
+    f.write_text(
+        "music:\n  playlists: {happy: my_happy, calm: null}\n  queries: {calm: {artist: Enya}}\n  strategies: {uplift: {sad: [calm]}}\n"
+    )
     m = configfile.load(f, env={}).music
     assert m.playlists["happy"] == "my_happy" and m.playlists["sad"] == "mood_sad" and "calm" not in m.playlists
     assert m.queries["calm"] == {"artist": "Enya"} and m.queries["happy"]["genre"].startswith("Pop")
@@ -159,9 +162,14 @@ def test_topic_prefixes_that_would_break_mqtt(tmp_path, topic):
 
 
 def test_empty_host_and_source_and_nul_anywhere():
-    for data, key in (({"mqtt": {"host": ""}}, "mqtt.host"), ({"music": {"mpd": {"host": " "}}}, "music.mpd.host"),
-                      ({"camera": {"source": ""}}, "camera.source"), ({"model": {"path": "m\0.tflite"}}, "model.path"),
-                      ({"mqtt": {"device_id": "box+1"}}, "mqtt.device_id"), ({"camera": {"fps": float("nan")}}, "camera.fps")):
+    for data, key in (
+        ({"mqtt": {"host": ""}}, "mqtt.host"),
+        ({"music": {"mpd": {"host": " "}}}, "music.mpd.host"),
+        ({"camera": {"source": ""}}, "camera.source"),
+        ({"model": {"path": "m\0.tflite"}}, "model.path"),
+        ({"mqtt": {"device_id": "box+1"}}, "mqtt.device_id"),
+        ({"camera": {"fps": float("nan")}}, "camera.fps"),
+    ):
         with pytest.raises(configfile.ConfigError) as exc:
             configfile.parse(data)
         assert exc.value.errors[0].startswith(key + ":"), exc.value.errors
@@ -169,8 +177,12 @@ def test_empty_host_and_source_and_nul_anywhere():
 
 def test_files_that_are_not_yaml_text(tmp_path):
     f = tmp_path / "c.yaml"
-    for raw, expect in ((b"camera:\n  source: caf\xe9\n", "line 2: not UTF-8"), (b"\x89PNG\r\n\x1a\n\0\0", "not UTF-8"),
-                        (b"camera: {fps: 1}\0", "0x00"), (b"a: " + b"[" * 5000 + b"]" * 5000, "nested too deeply")):
+    for raw, expect in (
+        (b"camera:\n  source: caf\xe9\n", "line 2: not UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\0\0", "not UTF-8"),
+        (b"camera: {fps: 1}\0", "0x00"),
+        (b"a: " + b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    ):
         f.write_bytes(raw)
         with pytest.raises(configfile.ConfigError) as exc:
             configfile.load(f, env={})
@@ -209,8 +221,11 @@ def test_check_loads_the_model_and_names_model_path(tmp_path):
     fake = tmp_path / "fake.tflite"
     fake.write_text("not a model")
     (tmp_path / "fake.json").write_text(shipped.with_suffix(".json").read_text())
-    for path, expect in ((tmp_path / "gone.tflite", "model file not found"), (lonely, "lonely.json: model metadata file not found"),
-                         (fake, "not a valid TFLite model")):
+    for path, expect in (
+        (tmp_path / "gone.tflite", "model file not found"),
+        (lonely, "lonely.json: model metadata file not found"),
+        (fake, "not a valid TFLite model"),
+    ):
         with pytest.raises(configfile.ConfigError) as exc:
             configfile.check(configfile.parse({"model": {"path": str(path)}}))
         [err] = exc.value.errors
@@ -224,8 +239,18 @@ def pki(tmp_path_factory):
         pytest.skip("openssl is not installed")
     d = tmp_path_factory.mktemp("pki")
     for name in ("key", "other"):
-        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", f"{name}.pem"], cwd=d, check=True, capture_output=True)
-    subprocess.run(["openssl", "req", "-x509", "-new", "-key", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=t"], cwd=d, check=True, capture_output=True)
+        subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", f"{name}.pem"],
+            cwd=d,
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        ["openssl", "req", "-x509", "-new", "-key", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=t"],
+        cwd=d,
+        check=True,
+        capture_output=True,
+    )
     (d / "junk.pem").write_text("junk\n")
     return d
 
@@ -243,7 +268,18 @@ def test_check_loads_the_tls_files_as_paho_will(pki):
     assert errs(key_file=pki / "key.pem")[0].startswith("mqtt.tls.cert_file: key_file is set")
     assert errs(cert_file=pki / "cert.pem", key_file=pki / "other.pem")[0].startswith("mqtt.tls.key_file:")
     assert errs(cert_file=pki / "junk.pem", key_file=pki / "key.pem")[0].startswith("mqtt.tls.cert_file:")
-    ok = configfile.parse({"mqtt": {"tls": {"enabled": True, "ca_file": str(pki / "cert.pem"), "cert_file": str(pki / "cert.pem"), "key_file": str(pki / "key.pem")}}})
+    ok = configfile.parse(
+        {
+            "mqtt": {
+                "tls": {
+                    "enabled": True,
+                    "ca_file": str(pki / "cert.pem"),
+                    "cert_file": str(pki / "cert.pem"),
+                    "key_file": str(pki / "key.pem"),
+                }
+            }
+        }
+    )
     assert configfile.check(ok) == ok
     off = configfile.parse({"mqtt": {"tls": {"enabled": False, "ca_file": str(pki / "nope.pem")}}})
     assert configfile.check(off) == off  # unused settings are not checked

@@ -9,9 +9,8 @@ import time
 
 import cv2
 
+from tests.box import Box, T, box_factory, faces_folder, library  # noqa: F401  (fixtures)
 from tests.mqtt_helpers import Recorder
-
-from tests.box import T, Box, box_factory, faces_folder, library  # noqa: F401  (fixtures)
 from tests.util import scaled, wait_for
 
 
@@ -89,7 +88,11 @@ def test_missing_source_keeps_mqtt_alive(box_factory, tmp_path):
     box = box_factory(tmp_path / "camera-not-plugged-in.mp4")
     rec = Recorder(box.broker.port)
     box.start()
-    s = wait_for(lambda: state(rec).get("status", "").startswith("source unavailable") and state(rec), timeout=10, what="the failure on MQTT")
+    s = wait_for(
+        lambda: state(rec).get("status", "").startswith("source unavailable") and state(rec),
+        timeout=10,
+        what="the failure on MQTT",
+    )
     assert "camera-not-plugged-in.mp4': no such file or folder" in s["status"] and "camera.source" in s["status"]
     assert rec.last(f"{T}/availability") == b"online" and box.proc.poll() is None
 
@@ -142,10 +145,12 @@ def test_systemd_ready_watchdog_status(box_factory, faces_folder, tmp_path):
     box.start()
     got: list[str] = []
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not (any("READY=1" in g for g in got) and sum("WATCHDOG=1" in g for g in got) >= 3 and any("STATUS=" in g for g in got)):
+    while time.monotonic() < deadline and not (
+        any("READY=1" in g for g in got) and sum("WATCHDOG=1" in g for g in got) >= 3 and any("STATUS=" in g for g in got)
+    ):
         try:
             got.append(sock.recv(4096).decode())
-        except socket.timeout:
+        except TimeoutError:
             pass
     sock.close()
     assert any("READY=1" in g for g in got), got
@@ -165,8 +170,13 @@ def test_owner_settings_survive_a_power_cut(box_factory, faces_folder):
     wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
     for topic, payload in (("privacy", "ON"), ("auto_dj", "OFF"), ("mood", "calm"), ("volume", "30")):
         rec.publish(f"{T}/{topic}/set", payload)
-    wait_for(lambda: (state(rec).get("privacy"), state(rec).get("auto_dj"), state(rec).get("mood_select"), state(rec).get("volume"))
-             == ("ON", "OFF", "calm", 30), what="the settings applied")
+    wait_for(
+        lambda: (
+            (state(rec).get("privacy"), state(rec).get("auto_dj"), state(rec).get("mood_select"), state(rec).get("volume"))
+            == ("ON", "OFF", "calm", 30)
+        ),
+        what="the settings applied",
+    )
     rec.publish(f"{T}/music/set", "OFF")
     wait_for(lambda: c.status()["state"] == "pause", what="paused")
     settings = box.cfg_path.parent / "state" / "settings.json"
@@ -271,11 +281,14 @@ def test_privacy_saved_on_means_the_camera_is_never_opened(tmp_path, faces_folde
     state = tmp_path / "state"
     state.mkdir()
     (state / "settings.json").write_text(json.dumps({"privacy": True}))
-    cfg = Config.model_validate({
-        "camera": {"source": str(faces_folder)}, "mqtt": {"enabled": False},
-        "music": {"state_dir": str(state), "mpd": {"host": "127.0.0.1", "port": 9}},
-    })
-    from moodbox.sources import SourceError
+    cfg = Config.model_validate(
+        {
+            "camera": {"source": str(faces_folder)},
+            "mqtt": {"enabled": False},
+            "music": {"state_dir": str(state), "mpd": {"host": "127.0.0.1", "port": 9}},
+        }
+    )
+    from moodbox.vision.sources import SourceError
 
     d = Daemon(cfg)
     opened: list[str] = []
@@ -284,7 +297,7 @@ def test_privacy_saved_on_means_the_camera_is_never_opened(tmp_path, faces_folde
         opened.append("opened")
         raise SourceError("a fake camera")
 
-    d._open_source = fake_open  # type: ignore[method-assign]
+    d.watcher._open_source = fake_open  # type: ignore[method-assign]
     d.start()
     try:
         time.sleep(1.5)
@@ -307,10 +320,14 @@ def test_each_daemon_runs_opencv_with_its_configs_threads(tmp_path, faces_folder
     before = cv2.getNumThreads()
     try:
         for threads in (2, 1):
-            cfg = Config.model_validate({
-                "camera": {"source": str(faces_folder)}, "mqtt": {"enabled": False}, "detection": {"threads": threads},
-                "music": {"state_dir": str(tmp_path), "mpd": {"host": "127.0.0.1", "port": 9}},
-            })
+            cfg = Config.model_validate(
+                {
+                    "camera": {"source": str(faces_folder)},
+                    "mqtt": {"enabled": False},
+                    "detection": {"threads": threads},
+                    "music": {"state_dir": str(tmp_path), "mpd": {"host": "127.0.0.1", "port": 9}},
+                }
+            )
             d = Daemon(cfg)
             try:
                 assert cv2.getNumThreads() == threads

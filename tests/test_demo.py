@@ -14,8 +14,10 @@ from tests.util import scaled
 
 def test_demo_runs_the_daemon_with_private_servers_and_cleans_up(hamilton_clip):
     proc = subprocess.run(
-        [sys.executable, "-m", "moodbox.demo", str(hamilton_clip), "--duration", "12", "--track-seconds", "3"],
-        capture_output=True, text=True, timeout=scaled(120),
+        [sys.executable, "-m", "devtools.demo", str(hamilton_clip), "--duration", "12", "--track-seconds", "3"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
@@ -33,8 +35,11 @@ def test_demo_says_it_is_silent_and_shows_the_logs_confidence(hamilton_clip):
     """One confidence, one meaning: the MQTT line of a new stable emotion shows the log's figure."""
     proc = subprocess.run(
         # long enough for a stable emotion even where inference is slow (an emulated arm64 runs ~2 frames/s)
-        [sys.executable, "-m", "moodbox.demo", "--duration", str(round(scaled(14))), "--track-seconds", "3"],
-        capture_output=True, text=True, timeout=scaled(120), env={**os.environ, "MOODBOX_SHARED": "/nonexistent"},
+        [sys.executable, "-m", "devtools.demo", "--duration", str(round(scaled(14))), "--track-seconds", "3"],
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        env={**os.environ, "MOODBOX_SHARED": "/nonexistent"},
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
@@ -48,8 +53,8 @@ def test_demo_says_it_is_silent_and_shows_the_logs_confidence(hamilton_clip):
 
 
 def test_mpd_can_play_aloud(tmp_path):
-    from moodbox.demo import sound_output
-    from moodbox.devservers import Mpd
+    from devtools.demo import sound_output
+    from devtools.servers import Mpd
 
     mpd = Mpd(tmp_path / "mpd", tmp_path, tmp_path, output="alsa")
     mpd.write_config()

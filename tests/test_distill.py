@@ -20,12 +20,16 @@ def faces(tmp_path):
 
 def test_soft_targets_then_a_student_trained_on_them(tmp_path, faces):
     require_keras()
-    from model_export.distill import SoftTargetError, main as distill, soft_targets_for
+    from model_export.distill import SoftTargetError, soft_targets_for
+    from model_export.distill import main as distill
     from model_export.train import main as train
 
     soft = tmp_path / "soft.npz"
     # the shipped model's float twin stands in for a trained teacher, twice: an ensemble of two
-    assert distill(["--teachers", str(CHECKPOINT), str(CHECKPOINT), "--data", str(faces), "--out", str(soft), "--cache-dir", ""]) == 0
+    assert (
+        distill(["--teachers", str(CHECKPOINT), str(CHECKPOINT), "--data", str(faces), "--out", str(soft), "--cache-dir", ""])
+        == 0
+    )
     train_ds = load(faces, "train")
     probs = soft_targets_for(soft, "train", train_ds)
     assert probs.shape == (len(train_ds), len(LABELS))
@@ -35,10 +39,42 @@ def test_soft_targets_then_a_student_trained_on_them(tmp_path, faces):
         soft_targets_for(soft, "train", other)
 
     out = tmp_path / "student"
-    assert train(["--data", str(faces), "--arch", "moodnet", "--out", str(out), "--epochs", "2", "--batch", "8",
-                  "--cache-dir", "", "--soft-targets", str(soft), "--kd-temperature", "3", "--kd-weight", "0.5",
-                  "--optimizer", "sgd", "--cycles", "2", "--erase-prob", "0.5", "--mixup", "0.2",
-                  "--add-val", "--holdout-frac", "0.3"]) == 0
+    assert (
+        train(
+            [
+                "--data",
+                str(faces),
+                "--arch",
+                "moodnet",
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--batch",
+                "8",
+                "--cache-dir",
+                "",
+                "--soft-targets",
+                str(soft),
+                "--kd-temperature",
+                "3",
+                "--kd-weight",
+                "0.5",
+                "--optimizer",
+                "sgd",
+                "--cycles",
+                "2",
+                "--erase-prob",
+                "0.5",
+                "--mixup",
+                "0.2",
+                "--add-val",
+                "--holdout-frac",
+                "0.3",
+            ]
+        )
+        == 0
+    )
     log = (out / "train.log").read_text()
     assert "distilling from" in log and "held-back 30 %" in log
     assert "epoch 2 done" in log and "val_accuracy=" in log

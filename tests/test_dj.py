@@ -11,9 +11,9 @@ from collections.abc import Mapping
 import pytest
 
 from moodbox.config import MusicConfig
-from moodbox.dj import DJ, PlaylistUnavailable
-from moodbox.feedback import FeedbackStore
-from moodbox.mood import MoodPlan, Track
+from moodbox.music.dj import DJ, PlaylistUnavailable
+from moodbox.music.feedback import FeedbackStore
+from moodbox.music.mood import MoodPlan, Track
 
 
 def t(file: str, genre: str = "", artist: str = "") -> Track:
@@ -151,3 +151,27 @@ def test_skip_feedback_makes_a_track_rarer_for_that_mood_only(lib, tmp_path):
     assert firsts[POP[0].file] < 0.1 * firsts[POP[1].file]
     jazz_for_sad = Counter(d.pick(lib, "sad", 1)[0].track.file for _ in range(600))
     assert min(jazz_for_sad.values()) > 120  # the skips for happy do not touch the fallback's picks
+
+
+def test_skip_feedback_is_fsynced_so_it_survives_a_power_cut(tmp_path, monkeypatch):
+    """feedback._write renamed a file it had never fsynced, though its docstring promised a power cut
+    leaves the old or the new counts (issue 25): the data and the folder are synced now."""
+    import os
+
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    store = FeedbackStore(tmp_path / "feedback.json")
+    assert store.record_skip("happy", "pop/a.ogg") == 1
+    assert len(synced) >= 2  # the file's data before the rename, the folder after it
+    assert FeedbackStore(tmp_path / "feedback.json").skips("happy") == {"pop/a.ogg": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["feedback.json"]  # no temporary file left behind
+
+
+def test_unreadable_skip_feedback_is_set_aside(tmp_path, caplog):
+    path = tmp_path / "feedback.json"
+    path.write_bytes(b'{"skips": {"happy": [1, 2')
+    store = FeedbackStore(path)
+    assert store.skips("happy") == {}
+    assert (tmp_path / "feedback.json.corrupt").read_bytes() == b'{"skips": {"happy": [1, 2'
+    assert "unreadable skip feedback" in caplog.text

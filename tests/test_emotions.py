@@ -9,16 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from moodbox.emotions import (
+from moodbox.vision.emotions import (
     DEFAULT_MODEL,
     EmotionClassifier,
     ModelError,
     ModelMeta,
-    _tilt,
     crop_face,
     score_views,
 )
-from moodbox.faces import FaceDetector, to_gray
+from moodbox.vision.faces import FaceDetector, to_gray
+from moodbox.vision.looks import _tilt
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +226,9 @@ def test_tilted_views_are_a_rotation_made_of_plain_numpy_arithmetic():
     assert np.array_equal(_tilt(batch, 0.0), batch)
     for angle in (6.0, -6.0, 15.0):
         m = cv2.getRotationMatrix2D((23.5, 23.5), angle, 1.0)
-        want = np.stack([cv2.warpAffine(img[..., 0], m, (48, 48), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REFLECT_101) for img in batch])
+        want = np.stack(
+            [cv2.warpAffine(img[..., 0], m, (48, 48), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101) for img in batch]
+        )
         got = _tilt(batch, angle)
         assert got.shape == batch.shape and got.dtype == batch.dtype
         assert np.abs(got[..., 0] - want).max() < 0.01 and np.abs(got[..., 0] - want).mean() < 0.002

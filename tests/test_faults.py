@@ -37,7 +37,7 @@ class NotifySocket:
         while not self._stop.is_set():
             try:
                 self.got.append(self.sock.recv(4096).decode())
-            except socket.timeout:
+            except TimeoutError:
                 pass
 
     def close(self) -> None:
@@ -102,7 +102,11 @@ def test_emptied_folder_under_the_daemon(box_factory, faces_folder, tmp_path):
         away = tmp_path / "away"
         folder.rename(away)
         folder.mkdir()
-        wait_for(lambda: str(_state(rec, "moodbox/boxtest").get("status", "")).startswith("no images"), timeout=5, what="the empty folder reported")
+        wait_for(
+            lambda: str(_state(rec, "moodbox/boxtest").get("status", "")).startswith("no images"),
+            timeout=5,
+            what="the empty folder reported",
+        )
         lines0 = len(box.log.read_text().splitlines())
         cpu0, wall0 = _cpu_s(box.proc.pid), time.monotonic()
         time.sleep(5.0)
@@ -141,8 +145,12 @@ def test_the_daemon_runs_inside_the_unit_sandbox(box_factory, faces_folder):
     rec = Recorder(box.broker.port)
     try:
         with box.log.open("ab") as fh:
-            box.proc = subprocess.Popen([*cmd, sys.executable, "-m", "moodbox", "run", "--config", str(box.cfg_path)],
-                                        stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+            box.proc = subprocess.Popen(
+                [*cmd, sys.executable, "-m", "moodbox", "run", "--config", str(box.cfg_path)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
         wait_for(lambda: (_state(rec, "moodbox/boxtest").get("fps") or 0) > 0, timeout=20, what="frames in the sandbox")
         c = box.mpd_client()
         wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")

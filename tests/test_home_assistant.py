@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from moodbox.devservers import free_port, make_library, write_m3u
+from devtools.servers import free_port, make_library, write_m3u
 from tests.box import Box
 from tests.conftest import ROOT, SHARED
 from tests.mqtt_helpers import Recorder
@@ -42,12 +42,24 @@ FORKY = Path(os.environ.get("MOODBOX_HA_FORKY", ROOT / ".cache" / "ha-forky"))
 VIDEO = SHARED / "data" / "video" / "grid_talking_heads.mp4"
 DEV = "boxtest"
 T = f"moodbox/{DEV}"
-TRACKS = [{"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
-          for g in ("Pop", "Jazz", "Ambient", "Blues") for i in range(1, 4)]
+TRACKS = [
+    {"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
+    for g in ("Pop", "Jazz", "Ambient", "Blues")
+    for i in range(1, 4)
+]
 ENTITIES = {
-    "sensor.boxtest_emotion", "sensor.boxtest_confidence", "binary_sensor.boxtest_presence", "sensor.boxtest_mood",
-    "select.boxtest_mood_select", "switch.boxtest_auto_dj", "switch.boxtest_music", "switch.boxtest_privacy",
-    "button.boxtest_skip", "number.boxtest_volume", "sensor.boxtest_fps", "sensor.boxtest_inference_ms",
+    "sensor.boxtest_emotion",
+    "sensor.boxtest_confidence",
+    "binary_sensor.boxtest_presence",
+    "sensor.boxtest_mood",
+    "select.boxtest_mood_select",
+    "switch.boxtest_auto_dj",
+    "switch.boxtest_music",
+    "switch.boxtest_privacy",
+    "button.boxtest_skip",
+    "number.boxtest_volume",
+    "sensor.boxtest_fps",
+    "sensor.boxtest_inference_ms",
     "sensor.boxtest_status",
 }
 # The ids Home Assistant gives the old entities of legacy_discovery(): up to 2026.3 from object_id, from
@@ -119,12 +131,19 @@ class Release:
         if self.chroot is None:
             return hass
         # a clean environment: nothing of the host's venv or locale leaks into the chroot's Python
-        return ["chroot", str(self.chroot), "env", "-i", f"PATH={self.venv}/bin:/usr/local/bin:/usr/bin:/bin",
-                "HOME=/root", "LANG=C.UTF-8", *hass]
+        return [
+            "chroot",
+            str(self.chroot),
+            "env",
+            "-i",
+            f"PATH={self.venv}/bin:/usr/local/bin:/usr/bin:/bin",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+            *hass,
+        ]
 
 
-RELEASES = {r.version: r for r in (Release("2024.3.3", "3.11", VENV),
-                                   Release("2026.11.0", "3.14", Path("/opt/ha-venv"), FORKY))}
+RELEASES = {r.version: r for r in (Release("2024.3.3", "3.11", VENV), Release("2026.11.0", "3.14", Path("/opt/ha-venv"), FORKY))}
 SELECTED = os.environ.get("MOODBOX_HA_RELEASES", " ".join(RELEASES)).split()
 
 
@@ -150,8 +169,9 @@ class HomeAssistant:
 
     def start(self) -> None:
         with (self.dir / "stdout.log").open("ab") as out:
-            self.proc = subprocess.Popen(self.release.command(self.inner), stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.release.command(self.inner), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         wait_for(lambda: self._up(), timeout=240, what="Home Assistant's HTTP API")
 
     def _up(self) -> bool:
@@ -199,9 +219,14 @@ class HomeAssistant:
     def onboard(self) -> None:
         """The first user through the onboarding API, then a token through the auth API."""
         client_id = f"{self.url}/"
-        r = self.call("POST", "/api/onboarding/users", {"client_id": client_id, "name": "Owner", "username": "owner",
-                                                         "password": "moodbox-test-pw", "language": "en"})
-        tok = self.call("POST", "/auth/token", form={"grant_type": "authorization_code", "code": r["auth_code"], "client_id": client_id})
+        r = self.call(
+            "POST",
+            "/api/onboarding/users",
+            {"client_id": client_id, "name": "Owner", "username": "owner", "password": "moodbox-test-pw", "language": "en"},
+        )
+        tok = self.call(
+            "POST", "/auth/token", form={"grant_type": "authorization_code", "code": r["auth_code"], "client_id": client_id}
+        )
         self.token = tok["access_token"]
         # (the core_config step would set up Home Assistant's default integrations: not needed here)
 
@@ -221,8 +246,10 @@ class HomeAssistant:
         with a minimal RFC 6455 client so the test needs no websocket package; returns its result."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock, sock.makefile("rb") as rd:
             key = base64.b64encode(os.urandom(16)).decode()
-            sock.sendall(f"GET /api/websocket HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
-                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+            sock.sendall(
+                f"GET /api/websocket HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
             status = rd.readline()
             assert b" 101 " in status, status
             while rd.readline() not in (b"\r\n", b""):
@@ -256,9 +283,14 @@ class HomeAssistant:
         others are about the test setup itself: 2024.3 flags Python 3.11; 2026.x the http: YAML, which it
         moves to storage until 2027.2, and the Core installation method)."""
         issues = self.websocket({"type": "repairs/list_issues"})["issues"]
-        return ([i for i in issues if i.get("domain") == "mqtt"
-                 or any(w in json.dumps(i).lower() for w in ("mqtt", "moodbox", "boxtest"))],
-                [f"{i['domain']}/{i['issue_id']} {i.get('translation_placeholders') or ''}".strip() for i in issues])
+        return (
+            [
+                i
+                for i in issues
+                if i.get("domain") == "mqtt" or any(w in json.dumps(i).lower() for w in ("mqtt", "moodbox", "boxtest"))
+            ],
+            [f"{i['domain']}/{i['issue_id']} {i.get('translation_placeholders') or ''}".strip() for i in issues],
+        )
 
     def states(self) -> dict[str, dict]:
         return {s["entity_id"]: s for s in self.call("GET", "/api/states") if "boxtest" in s["entity_id"]}
@@ -290,8 +322,12 @@ class HomeAssistant:
     def problems(self) -> list[str]:
         """Home Assistant's warnings and errors that concern MQTT or the box."""
         lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
-        return [ln for ln in lines if (" WARNING " in ln or " ERROR " in ln or " CRITICAL " in ln)
-                and any(w in ln.lower() for w in ("mqtt", "moodbox", "boxtest"))]
+        return [
+            ln
+            for ln in lines
+            if (" WARNING " in ln or " ERROR " in ln or " CRITICAL " in ln)
+            and any(w in ln.lower() for w in ("mqtt", "moodbox", "boxtest"))
+        ]
 
 
 def timed(what: str, check, timeout: float = 5.0) -> float:
@@ -315,9 +351,15 @@ def legacy_discovery(port: int) -> None:
     """What moodbox published before the moodbox_ ids: an upgraded owner's Home Assistant knows these."""
     rec = Recorder(port)
     for comp, obj in (("sensor", "emotion"), ("switch", "privacy"), ("sensor", "mood")):
-        conf = {"name": obj.title(), "unique_id": f"{DEV}_{obj}", "object_id": f"{DEV}_{obj}", "state_topic": f"{T}/old_state",
-                "value_template": "{{ value_json.%s }}" % obj, "availability_topic": f"{T}/availability",
-                "device": {"identifiers": [DEV], "name": f"moodbox {DEV}", "manufacturer": "moodbox"}}
+        conf = {
+            "name": obj.title(),
+            "unique_id": f"{DEV}_{obj}",
+            "object_id": f"{DEV}_{obj}",
+            "state_topic": f"{T}/old_state",
+            "value_template": "{{ value_json.%s }}" % obj,
+            "availability_topic": f"{T}/availability",
+            "device": {"identifiers": [DEV], "name": f"moodbox {DEV}", "manufacturer": "moodbox"},
+        }
         if comp == "switch":
             conf["command_topic"] = f"{T}/privacy/set"
         rec.publish(f"homeassistant/{comp}/{DEV}/{obj}/config", json.dumps(conf), retain=True)
@@ -388,9 +430,11 @@ def _run(box: Box, ha: HomeAssistant) -> None:
         return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
 
     sent = [json.loads(p) for p in mq.on(f"{T}/state")]
-    for entity, key, conv in (("sensor.boxtest_emotion", "emotion", lambda v: v or "unavailable"),
-                              ("binary_sensor.boxtest_presence", "face", lambda v: {True: "on", False: "off"}.get(v, "unknown")),
-                              ("sensor.boxtest_mood", "mood", lambda v: v or "unavailable")):
+    for entity, key, conv in (
+        ("sensor.boxtest_emotion", "emotion", lambda v: v or "unavailable"),
+        ("binary_sensor.boxtest_presence", "face", lambda v: {True: "on", False: "off"}.get(v, "unknown")),
+        ("sensor.boxtest_mood", "mood", lambda v: v or "unavailable"),
+    ):
         published = runs([conv(s[key]) for s in sent])
         recorded = runs([s for e, s, _ in rows if e == entity])
         # every change the box published is a change in Home Assistant (the first value may predate the window,
@@ -417,13 +461,19 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     ha.service("button", "press", entity_id="button.boxtest_skip")
     figures["skip"] = timed("skip -> MPD next track", lambda: c.currentsong().get("id") != before, 1.0)
     ha.service("select", "select_option", entity_id="select.boxtest_mood_select", option="calm")
-    figures["mood"] = timed("mood calm -> MPD plays a calm track",
-                            lambda: c.currentsong().get("file", "").startswith("ambient/") and c.status()["state"] == "play", 1.0)
+    figures["mood"] = timed(
+        "mood calm -> MPD plays a calm track",
+        lambda: c.currentsong().get("file", "").startswith("ambient/") and c.status()["state"] == "play",
+        1.0,
+    )
     ha.service("switch", "turn_off", entity_id="switch.boxtest_auto_dj")
     figures["auto_dj"] = timed("auto-DJ OFF -> HA shows it", lambda: ha.state("switch.boxtest_auto_dj") == "off", 1.0)
     ha.service("switch", "turn_on", entity_id="switch.boxtest_privacy")
-    figures["privacy"] = timed("privacy ON -> HA shows it, presence unknown",
-                               lambda: ha.state("switch.boxtest_privacy") == "on" and ha.state("binary_sensor.boxtest_presence") == "unknown", 1.0)
+    figures["privacy"] = timed(
+        "privacy ON -> HA shows it, presence unknown",
+        lambda: ha.state("switch.boxtest_privacy") == "on" and ha.state("binary_sensor.boxtest_presence") == "unknown",
+        1.0,
+    )
     assert ha.state("sensor.boxtest_emotion") == "unavailable" and ha.state("sensor.boxtest_confidence") == "unknown"
     ha.service("switch", "turn_off", entity_id="switch.boxtest_music")
     wait_for(lambda: c.status()["state"] == "pause", timeout=1.0, what="paused")
@@ -436,10 +486,17 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     c.play()
     restart_wall = time.time()
     box.start()
-    want = {"switch.boxtest_privacy": "on", "switch.boxtest_auto_dj": "off", "switch.boxtest_music": "off",
-            "select.boxtest_mood_select": "calm"}
-    took = timed("after a restart: privacy, auto-DJ, music, mood and volume as they were",
-                 lambda: all(ha.state(e) == v for e, v in want.items()) and ha.state("number.boxtest_volume") in ("40", "40.0"), 20.0)
+    want = {
+        "switch.boxtest_privacy": "on",
+        "switch.boxtest_auto_dj": "off",
+        "switch.boxtest_music": "off",
+        "select.boxtest_mood_select": "calm",
+    }
+    took = timed(
+        "after a restart: privacy, auto-DJ, music, mood and volume as they were",
+        lambda: all(ha.state(e) == v for e, v in want.items()) and ha.state("number.boxtest_volume") in ("40", "40.0"),
+        20.0,
+    )
     assert c.status()["state"] == "pause" and c.status()["volume"] == "40"
     print(f"  restart restored the owner's settings {took:.1f} s after the daemon started")
 
@@ -457,8 +514,10 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     print(f"  after the restart, volume and music recorded: {after}")
 
     problems, (repairs, issues) = ha.problems(), ha.repairs()
-    print(f"  Home Assistant log: {len(problems)} warnings/errors about MQTT or the box; "
-          f"{len(repairs)} repairs about them (all: {issues})")
+    print(
+        f"  Home Assistant log: {len(problems)} warnings/errors about MQTT or the box; "
+        f"{len(repairs)} repairs about them (all: {issues})"
+    )
     assert problems == [], "\n".join(problems)
     assert repairs == [], repairs
     assert max(figures.values()) <= 1.0
@@ -466,17 +525,25 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     # --- the owner retires the box: stopped, then `moodbox discovery --remove` leaves nothing behind ---
     box.proc.terminate()
     box.proc.wait(10)
-    removal = subprocess.Popen([sys.executable, "-m", "moodbox", "discovery", "--remove", "--config", str(box.cfg_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=box.env)
+    removal = subprocess.Popen(
+        [sys.executable, "-m", "moodbox", "discovery", "--remove", "--config", str(box.cfg_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=box.env,
+    )
     timed("discovery --remove started -> no boxtest entity in HA", lambda: not ha.states(), 15.0)
     out, _ = removal.communicate(timeout=60)
     assert removal.returncode == 0, out
     assert json.loads(ha.template("{{ integration_entities('mqtt') | tojson }}")) == []
     time.sleep(5.0)  # the template errors 2024.3 logged came within a second or two of the removal
     problems, (repairs, issues) = ha.problems(), ha.repairs()
-    print(f"  after the removal: {len(problems)} warnings/errors about MQTT or the box; "
-          f"{len(repairs)} repairs about them (all: {issues})")
+    print(
+        f"  after the removal: {len(problems)} warnings/errors about MQTT or the box; "
+        f"{len(repairs)} repairs about them (all: {issues})"
+    )
     assert problems == [], "\n".join(problems)
     assert repairs == [], repairs
-    assert ("number.boxtest_volume", "unknown") not in after and ("switch.boxtest_music", "unknown") not in after, \
+    assert ("number.boxtest_volume", "unknown") not in after and ("switch.boxtest_music", "unknown") not in after, (
         f"the restarted box's first state had no volume or music: {after}"
+    )

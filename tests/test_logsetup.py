@@ -17,7 +17,7 @@ def test_a_repeating_warning_is_logged_once_then_summarised():
     passed = []
     for i in range(700):  # one a second, its retry delay changing
         now[0] = float(i)
-        r = _record("camera %s cannot be opened; retrying in %.0f s", "picamera2", min(2 ** i, 60))
+        r = _record("camera %s cannot be opened; retrying in %.0f s", "picamera2", min(2**i, 60))
         if f.filter(r):
             passed.append(r.getMessage())
     assert passed == [
@@ -30,7 +30,7 @@ def test_other_warnings_and_info_lines_pass():
     f = RepeatFilter(window_s=600, clock=lambda: 0.0)
     assert f.filter(_record("MPD at %s is unreachable", "localhost:6600"))
     assert f.filter(_record("MQTT broker at %s refused the connection", "localhost:1883"))
-    assert f.filter(_record("MPD at %s is unreachable", "localhost:6600", name="moodbox.player"))  # another logger
+    assert f.filter(_record("MPD at %s is unreachable", "localhost:6600", name="moodbox.music.player"))  # another logger
     assert f.filter(_record("MPD at %s is unreachable", "localhost:6600", level=logging.ERROR))  # another level
     assert not f.filter(_record("MPD at %s is unreachable", "localhost:6600"))
     for _ in range(3):

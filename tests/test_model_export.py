@@ -25,7 +25,9 @@ def _pixels(v: int) -> str:
 
 
 def test_csv_loader_splits_and_labels(tmp_path):
-    f = _csv(tmp_path / "fer2013.csv", [(3, _pixels(10), "Training"), (6, _pixels(20), "PublicTest"), (0, _pixels(30), "Training")])
+    f = _csv(
+        tmp_path / "fer2013.csv", [(3, _pixels(10), "Training"), (6, _pixels(20), "PublicTest"), (0, _pixels(30), "Training")]
+    )
     train = load(f, "train")
     assert len(train) == 2 and train.labels.tolist() == [3, 0]
     assert train.images.shape == (2, 48, 48) and train.images[1, 0, 0] == 30
@@ -115,7 +117,7 @@ def test_tiny_export_round_trip(tmp_path):
     from model_export.data import Dataset
     from model_export.evaluate import confusion_png, evaluate
     from model_export.export import export
-    from moodbox.emotions import EmotionClassifier
+    from moodbox.vision.emotions import EmotionClassifier
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((48, 48, 1))
@@ -149,7 +151,9 @@ def test_representative_sample_covers_every_class():
 
     labels = np.repeat(np.arange(7), [100, 5, 100, 100, 100, 100, 100])
     ds = Dataset(np.zeros((len(labels), 48, 48), np.uint8), labels, "x")
-    sample_idx = representative_faces(Dataset(np.arange(len(labels))[:, None, None].repeat(48, 1).repeat(48, 2).astype(np.uint16), labels, "x"), 70)
+    sample_idx = representative_faces(
+        Dataset(np.arange(len(labels))[:, None, None].repeat(48, 1).repeat(48, 2).astype(np.uint16), labels, "x"), 70
+    )
     picked = {int(labels[i]) for i in sample_idx[:, 0, 0]}
     assert picked == set(range(7))
     assert len(representative_faces(ds, 70)) == 10 * 6 + 5
@@ -162,8 +166,8 @@ def test_committed_checkpoint_is_the_shipped_models_float_twin(astronaut_png):
     """The float checkpoint users fine-tune from is the model the shipped .tflite was exported from."""
     keras = require_keras()
 
-    from moodbox.emotions import EmotionClassifier
-    from moodbox.faces import FaceDetector, to_gray
+    from moodbox.vision.emotions import EmotionClassifier
+    from moodbox.vision.faces import FaceDetector, to_gray
 
     model = keras.models.load_model(CHECKPOINT, compile=False)
     clf = EmotionClassifier()
@@ -183,8 +187,25 @@ def test_train_init_fine_tunes_from_a_checkpoint(tmp_path):
 
     noise_faces(tmp_path / "faces", per_class=2)
     out = tmp_path / "run"
-    assert main(["--data", str(tmp_path / "faces"), "--init", str(CHECKPOINT), "--out", str(out), "--epochs", "1",
-                 "--batch", "7", "--cache-dir", ""]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(tmp_path / "faces"),
+                "--init",
+                str(CHECKPOINT),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch",
+                "7",
+                "--cache-dir",
+                "",
+            ]
+        )
+        == 0
+    )
     assert f"starting from {CHECKPOINT}" in (out / "train.log").read_text()
     tuned = keras.models.load_model(out / "best.keras", compile=False)
     assert tuned.count_params() == keras.models.load_model(CHECKPOINT, compile=False).count_params()

@@ -6,7 +6,7 @@ import logging
 
 import mpd
 
-from moodbox.mpdlink import Refusals, query_expression
+from moodbox.music.mpdlink import Refusals, query_expression
 
 
 def test_query_expression_quotes_and_ignores_case():

@@ -1,4 +1,4 @@
-"""The MQTT bridge against a real mosquitto (DESIGN §8), and its pure message builders."""
+"""The MQTT bridge against a real mosquitto, and its pure message builders."""
 
 from __future__ import annotations
 
@@ -13,30 +13,55 @@ from pathlib import Path
 
 import pytest
 
+from devtools.servers import Mosquitto, free_port
 from moodbox.config import MqttConfig
-from moodbox.mqtt import MqttBridge, discovery_messages, parse_command, removal_messages, state_removal_messages, REMOVAL_SETTLE_S
+from moodbox.home import REMOVAL_SETTLE_S, MqttBridge, discovery_messages, parse_command, removal_messages, state_removal_messages
+from moodbox.home.state import BoxState
 from tests.mqtt_helpers import Recorder, RecordingCommands
-from moodbox.devservers import Mosquitto, free_port
 from tests.util import scaled, wait_for
 
 MOODS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm", "gentle"]
 T = "moodbox/testbox"
 STATE = {
-    "emotion": "happy", "confidence": 0.8, "scores": {"happy": 0.8, "sad": 0.2}, "face": True, "faces": 1, "mood": "happy",
-    "mood_select": "auto", "playlist": "playlist mood_happy", "music": "PLAYING", "auto_dj": "ON", "privacy": "OFF",
-    "fps": 10.0, "inference_ms": 1.2, "volume": 50, "status": "ok", "song": None, "ts": 0,
+    "emotion": "happy",
+    "confidence": 0.8,
+    "scores": {"happy": 0.8, "sad": 0.2},
+    "face": True,
+    "faces": 1,
+    "mood": "happy",
+    "mood_select": "auto",
+    "playlist": "playlist mood_happy",
+    "music": "PLAYING",
+    "auto_dj": "ON",
+    "privacy": "OFF",
+    "fps": 10.0,
+    "inference_ms": 1.2,
+    "volume": 50,
+    "status": "ok",
+    "song": None,
+    "ts": 0,
 }
 # what the box publishes before anything was measured: MPD not reached yet, nobody in view
 UNKNOWN = {
-    **STATE, "emotion": None, "confidence": None, "scores": {}, "face": None, "faces": None, "mood": None, "playlist": None,
-    "music": None, "fps": None, "inference_ms": None, "volume": None,
+    **STATE,
+    "emotion": None,
+    "confidence": None,
+    "scores": {},
+    "face": None,
+    "faces": None,
+    "mood": None,
+    "playlist": None,
+    "music": None,
+    "fps": None,
+    "inference_ms": None,
+    "volume": None,
 }
 
 
-
-
 def mqtt_cfg(port: int, **kw) -> MqttConfig:
-    return MqttConfig.model_validate({"host": "127.0.0.1", "port": port, "device_id": "testbox", "state_min_interval_s": 0.2, **kw})
+    return MqttConfig.model_validate(
+        {"host": "127.0.0.1", "port": port, "device_id": "testbox", "state_min_interval_s": 0.2, **kw}
+    )
 
 
 @pytest.fixture
@@ -50,7 +75,9 @@ def bridge_factory():
     made: list[MqttBridge] = []
 
     def make(cfg: MqttConfig, commands=None, snapshot=None) -> MqttBridge:
-        b = MqttBridge(cfg, commands or RecordingCommands(), MOODS, snapshot=snapshot)
+        b = MqttBridge(cfg, commands or RecordingCommands(), MOODS)
+        if snapshot is not None:  # the state the daemon's loop handed over before the connection came up
+            b.publish_state(BoxState.from_json(snapshot()))
         b.start()
         made.append(b)
         return b
@@ -61,10 +88,18 @@ def bridge_factory():
 
 
 EXPECTED_ENTITIES = {
-    "sensor/moodbox_testbox/emotion", "sensor/moodbox_testbox/confidence", "binary_sensor/moodbox_testbox/presence",
-    "sensor/moodbox_testbox/mood", "select/moodbox_testbox/mood_select", "switch/moodbox_testbox/auto_dj",
-    "switch/moodbox_testbox/music", "switch/moodbox_testbox/privacy", "button/moodbox_testbox/skip",
-    "number/moodbox_testbox/volume", "sensor/moodbox_testbox/fps", "sensor/moodbox_testbox/inference_ms",
+    "sensor/moodbox_testbox/emotion",
+    "sensor/moodbox_testbox/confidence",
+    "binary_sensor/moodbox_testbox/presence",
+    "sensor/moodbox_testbox/mood",
+    "select/moodbox_testbox/mood_select",
+    "switch/moodbox_testbox/auto_dj",
+    "switch/moodbox_testbox/music",
+    "switch/moodbox_testbox/privacy",
+    "button/moodbox_testbox/skip",
+    "number/moodbox_testbox/volume",
+    "sensor/moodbox_testbox/fps",
+    "sensor/moodbox_testbox/inference_ms",
     "sensor/moodbox_testbox/status",
 }
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -150,10 +185,15 @@ def test_templates_never_turn_unknown_into_a_value():
 @pytest.mark.parametrize(
     "topic, payload, expected",
     [
-        ("auto_dj/set", b"ON", ("auto_dj", True)), ("auto_dj/set", b"off", ("auto_dj", False)),
-        ("privacy/set", b" ON\n", ("privacy", True)), ("mood/set", b"calm", ("mood", "calm")),
-        ("music/set", b"OFF", ("music", False)), ("music/set", b"ON", ("music", True)),
-        ("mood/set", b"auto", ("mood", None)), ("skip/set", b"PRESS", ("skip", None)), ("volume/set", b"42.4", ("volume", 42)),
+        ("auto_dj/set", b"ON", ("auto_dj", True)),
+        ("auto_dj/set", b"off", ("auto_dj", False)),
+        ("privacy/set", b" ON\n", ("privacy", True)),
+        ("mood/set", b"calm", ("mood", "calm")),
+        ("music/set", b"OFF", ("music", False)),
+        ("music/set", b"ON", ("music", True)),
+        ("mood/set", b"auto", ("mood", None)),
+        ("skip/set", b"PRESS", ("skip", None)),
+        ("volume/set", b"42.4", ("volume", 42)),
     ],
 )
 def test_parse_valid_commands(topic, payload, expected):
@@ -164,11 +204,19 @@ def test_parse_valid_commands(topic, payload, expected):
 @pytest.mark.parametrize(
     "topic, payload, why",
     [
-        ("auto_dj/set", b"MAYBE", "expected ON or OFF"), ("mood/set", b"jolly", "unknown mood"),
-        ("volume/set", b"loud", "expected a number"), ("volume/set", b"150", "outside 0-100"),
-        ("privacy/set", b"\xff\xfe", "not UTF-8"), ("skip/set", b"x" * 500, "too long"), ("reboot/set", b"1", "unknown command"),
-        ("skip/set", b"", "expected PRESS"), ("skip/set", b"OFF", "expected PRESS"), ("skip/set", b'{"a":1}', "expected PRESS"),
-        ("skip/set", b"\x00", "expected PRESS"), ("music/set", b"PLAY", "expected ON or OFF"), ("volume/set", b"nan", "outside"),
+        ("auto_dj/set", b"MAYBE", "expected ON or OFF"),
+        ("mood/set", b"jolly", "unknown mood"),
+        ("volume/set", b"loud", "expected a number"),
+        ("volume/set", b"150", "outside 0-100"),
+        ("privacy/set", b"\xff\xfe", "not UTF-8"),
+        ("skip/set", b"x" * 500, "too long"),
+        ("reboot/set", b"1", "unknown command"),
+        ("skip/set", b"", "expected PRESS"),
+        ("skip/set", b"OFF", "expected PRESS"),
+        ("skip/set", b'{"a":1}', "expected PRESS"),
+        ("skip/set", b"\x00", "expected PRESS"),
+        ("music/set", b"PLAY", "expected ON or OFF"),
+        ("volume/set", b"nan", "outside"),
     ],
 )
 def test_parse_rejects(topic, payload, why):
@@ -198,7 +246,7 @@ def test_state_rate_limited_and_periodic(broker, bridge_factory):
     b = bridge_factory(cfg)
     b.connected.wait(5)
     for i in range(300):  # a 30 fps stream of changes for 10 s, fed in 1.5 s
-        b.publish_state({**STATE, "fps": float(i)})
+        b.publish_state(BoxState.from_json({**STATE, "fps": float(i)}))
         time.sleep(0.005)
     time.sleep(0.8)
     got = [json.loads(p) for p in rec.on(f"{T}/state")]
@@ -224,15 +272,22 @@ def test_commands_and_retained_ignored(broker, bridge_factory):
     time.sleep(0.3)  # the same topic twice within command_interval_s: the second would wait
     rec.publish(f"{T}/mood/set", "auto")
     wait_for(lambda: len(cmds.calls) == 7, what="seven commands")
-    assert cmds.calls == [("auto_dj", False), ("privacy", True), ("mood", "calm"), ("skip", None), ("volume", 30),
-                          ("music", False), ("mood", None)]
+    assert cmds.calls == [
+        ("auto_dj", False),
+        ("privacy", True),
+        ("mood", "calm"),
+        ("skip", None),
+        ("volume", 30),
+        ("music", False),
+        ("mood", None),
+    ]
     rec.publish(f"{T}/privacy/set", "OFF", retain=True)
     b2 = MqttBridge(mqtt_cfg(broker.port, device_id="testbox"), RecordingCommands(), MOODS)
     b2.start()  # a restarting box receives the retained command from the broker
     b2.connected.wait(5)
     time.sleep(0.5)
     b2.stop()
-    assert b2.commands.calls == [] and b2.ignored >= 1
+    assert b2.submit.calls == [] and b2.ignored >= 1
     rec.publish(f"{T}/privacy/set", "", retain=True)  # clean the broker
 
 
@@ -247,7 +302,11 @@ def test_fuzzed_payloads_change_nothing(broker, bridge_factory):
     for i in range(1000):
         kind = rng.choice(["auto_dj", "privacy", "mood", "volume", "bogus", "nested/deep"])
         n = rng.choice([0, 1, 3, 20, 200, 5000])
-        payload = bytes(rng.getrandbits(8) for _ in range(n)) if rng.random() < 0.7 else rng.choice(["{\"a\":1}", "null", "-5", "1e9", "ON ON", "\u00e9t\u00e9"]).encode()
+        payload = (
+            bytes(rng.getrandbits(8) for _ in range(n))
+            if rng.random() < 0.7
+            else rng.choice(['{"a":1}', "null", "-5", "1e9", "ON ON", "\u00e9t\u00e9"]).encode()
+        )
         if payload.strip() in valid or (kind == "volume" and payload.strip().replace(b".", b"").isdigit()):
             continue
         rec.c.publish(f"{T}/{kind}/set", payload, qos=0)
@@ -286,7 +345,7 @@ def test_last_will_when_the_process_is_killed(broker, tmp_path):
     script = tmp_path / "box.py"
     script.write_text(
         "import time, sys\n"
-        "from moodbox.config import MqttConfig\nfrom moodbox.mqtt import MqttBridge\n"
+        "from moodbox.config import MqttConfig\nfrom moodbox.home import MqttBridge\n"
         "from tests.mqtt_helpers import RecordingCommands\n"
         f"b = MqttBridge(MqttConfig(host='127.0.0.1', port={broker.port}, device_id='testbox'), RecordingCommands(), ['happy'])\n"
         "b.start(); b.connected.wait(5); print('up', flush=True); time.sleep(60)\n"
@@ -343,7 +402,12 @@ def test_discovery_remove_command_clears_retained_configs_state_and_availability
     watch = Recorder(broker.port, ["homeassistant/#", f"{T}/#"])
     wait_for(lambda: any(t.endswith("/config") for t, _, _ in watch.messages), what="the retained configs")
     watch.clear()
-    proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--remove", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "moodbox", "discovery", "--remove", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "removed" in proc.stdout and f"{T}/state" in proc.stdout
     # Home Assistant drops the entities before their state is cleared (else their templates render '' as errors)
@@ -359,21 +423,31 @@ def test_discovery_remove_command_clears_retained_configs_state_and_availability
     time.sleep(0.5)
     assert late.messages == []  # nothing retained: no ghost entities, no stale state
     cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {free_port()}, device_id: testbox}}\n")
-    proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "moodbox", "discovery", "--config", str(cfg)], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 1 and "is unreachable" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_tls_with_ca_and_client_certificate(tmp_path, bridge_factory):
-    from moodbox.devservers import make_certificates
+    from devtools.servers import make_certificates
 
     certs = make_certificates(tmp_path / "certs")
     tls = {"ca": certs["ca"], "cert": certs["cert"], "key": certs["key"], "require_certificate": True}
     with Mosquitto(tmp_path / "tls", tls=tls) as broker:
         without_cert = bridge_factory(mqtt_cfg(broker.port, tls={"enabled": True, "ca_file": str(certs["ca"])}))
-        good = bridge_factory(mqtt_cfg(
-            broker.port, device_id="tlsbox",
-            tls={"enabled": True, "ca_file": str(certs["ca"]), "cert_file": str(certs["client_cert"]), "key_file": str(certs["client_key"])},
-        ))
+        good = bridge_factory(
+            mqtt_cfg(
+                broker.port,
+                device_id="tlsbox",
+                tls={
+                    "enabled": True,
+                    "ca_file": str(certs["ca"]),
+                    "cert_file": str(certs["client_cert"]),
+                    "key_file": str(certs["client_key"]),
+                },
+            )
+        )
         assert good.connected.wait(5) and good.error is None
         time.sleep(1.0)
         assert not without_cert.connected.is_set()  # the broker wants a client certificate
@@ -445,7 +519,7 @@ def test_refused_password_is_retried_with_a_growing_pause(tmp_path, bridge_facto
 
 
 def test_tls_certificate_failure_is_named(tmp_path, bridge_factory):
-    from moodbox.devservers import make_certificates
+    from devtools.servers import make_certificates
 
     certs = make_certificates(tmp_path / "certs")
     other = make_certificates(tmp_path / "other")  # a CA that did not sign the broker's certificate
@@ -460,7 +534,7 @@ def test_tls_certificate_failure_is_named(tmp_path, bridge_factory):
 def test_commands_are_logged_with_their_value(broker, bridge_factory, caplog):
     import logging
 
-    caplog.set_level(logging.INFO, logger="moodbox.mqtt.bridge")
+    caplog.set_level(logging.INFO, logger="moodbox.home.bridge")
     cmds = RecordingCommands()
     rec = Recorder(broker.port)
     b = bridge_factory(mqtt_cfg(broker.port), commands=cmds)
@@ -479,7 +553,7 @@ def test_discovery_command_announces_the_configured_models_labels(broker, tmp_pa
     import json as _json
     import shutil
 
-    from moodbox.emotions import DEFAULT_MODEL
+    from moodbox.vision.emotions import DEFAULT_MODEL
 
     model = tmp_path / "m.tflite"
     shutil.copy(DEFAULT_MODEL, model)
@@ -488,9 +562,60 @@ def test_discovery_command_announces_the_configured_models_labels(broker, tmp_pa
     model.with_suffix(".json").write_text(_json.dumps(meta))
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {broker.port}, device_id: testbox}}\nmodel: {{path: {model}}}\n")
-    proc = subprocess.run([sys.executable, "-m", "moodbox", "discovery", "--config", str(cfg)],
-                          capture_output=True, text=True, timeout=scaled(60))
+    proc = subprocess.run(
+        [sys.executable, "-m", "moodbox", "discovery", "--config", str(cfg)], capture_output=True, text=True, timeout=scaled(60)
+    )
     assert proc.returncode == 0, proc.stderr
     rec = Recorder(broker.port, ["homeassistant/#"])
     conf = wait_for(lambda: rec.last("homeassistant/sensor/moodbox_testbox/emotion/config"), what="emotion config")
     assert _json.loads(conf)["options"] == meta["labels"]
+
+
+# --- the state and the commands, each defined once (issue 25) ------------------------------------------
+
+
+def test_templates_read_only_fields_of_the_published_state():
+    import re as _re
+
+    from moodbox.home.state import KEYS
+
+    read = set()
+    for m in discovery_messages(mqtt_cfg(1883), MOODS):
+        read |= set(_re.findall(r"value_json\.(\w+)", m.payload))
+    assert read and read <= KEYS, read - KEYS
+
+
+def test_every_command_in_the_table_has_its_entity_and_no_other_entity_sends_one():
+    from moodbox.home.commands import COMMAND_TABLE
+
+    by = {
+        (m.topic.split("/")[1], m.topic.split("/")[-2]): json.loads(m.payload) for m in discovery_messages(mqtt_cfg(1883), MOODS)
+    }
+    for spec in COMMAND_TABLE:
+        assert by[(spec.component, spec.object_id)]["command_topic"] == f"{T}/{spec.word}/set", spec.word
+    senders = {k for k, conf in by.items() if "command_topic" in conf}
+    assert senders == {(s.component, s.object_id) for s in COMMAND_TABLE}
+
+
+def test_the_docs_list_every_command_and_every_state_field():
+    import re as _re
+
+    from moodbox.home.commands import COMMANDS
+    from moodbox.home.state import KEYS
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "home-assistant.md").read_text()
+    assert set(_re.findall(r"^\| `T/(\w+)/set` \|", text, _re.M)) == set(COMMANDS)
+    example = json.loads(_re.search(r"```json\n(.*?)```", text, _re.S).group(1))
+    assert set(example) == KEYS
+
+
+def test_the_state_json_is_the_dataclass_with_its_null_rules():
+    from moodbox.home.state import BoxState
+
+    s = BoxState(emotion="happy", confidence=0.8, scores={"happy": 0.8}, face=True, faces=1, auto_dj=False, privacy=True, ts=5)
+    data = json.loads(s.payload())
+    assert data["auto_dj"] == "OFF" and data["privacy"] == "ON"
+    assert data["volume"] is None and data["music"] is None and data["fps"] is None  # unknown is null, never 0
+    assert BoxState.from_json(data) == s
+    assert BoxState(ts=1).content() == BoxState(ts=2).content()  # the timestamp alone is no change

@@ -10,18 +10,32 @@ import time
 
 import pytest
 
-from moodbox.devservers import make_library, write_m3u
-from moodbox.mqtt import parse_command
-from tests.box import T, Box
+from devtools.servers import make_library, write_m3u
+from moodbox.home import parse_command
+from tests.box import Box, T
 from tests.mqtt_helpers import Recorder
 from tests.util import wait_for
 
 MOODS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "calm", "gentle"]
 TOPICS = ["auto_dj", "privacy", "mood", "music", "skip", "volume"]
-UNKNOWN = [f"{T}/reboot/set", f"{T}/state/set", f"{T}/privacy", f"{T}/a/b/set", f"{T}/", f"{T}/availability",
-           "moodbox/other/privacy/set", "homeassistant/status", f"{T}/priv acy/set", f"{T}/privacy/set/x", f"{T}/PRIVACY/set"]
-TRACKS = [{"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
-          for g in ("Pop", "Jazz", "Ambient") for i in range(1, 3)]
+UNKNOWN = [
+    f"{T}/reboot/set",
+    f"{T}/state/set",
+    f"{T}/privacy",
+    f"{T}/a/b/set",
+    f"{T}/",
+    f"{T}/availability",
+    "moodbox/other/privacy/set",
+    "homeassistant/status",
+    f"{T}/priv acy/set",
+    f"{T}/privacy/set/x",
+    f"{T}/PRIVACY/set",
+]
+TRACKS = [
+    {"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
+    for g in ("Pop", "Jazz", "Ambient")
+    for i in range(1, 3)
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +59,43 @@ def junk(rng: random.Random) -> bytes:
         return bytes(rng.getrandbits(8) for _ in range(rng.choice([0, 1, 2, 5, 20, 127, 128, 129, 300])))
     if kind < 0.5:
         return rng.choice([b"x", b"\x00", b"ON"]) * rng.choice([1000, 100_000])  # oversized
-    return rng.choice([
-        b"", b" ", b"\x00", b"ON\x00", b"OFF OFF", b"onn", b"PRESSED", b"press ", b"1", b"true", b"null", b"{}", b'{"state":"ON"}',
-        b"-1", b"101", b"1e9", b"nan", b"inf", b"-inf", b"0x10", b"\xef\xbb\xbfON", "\u00e9t\u00e9".encode(), b"auto ", b"AUTO",
-        b"Calm", b"happy\n\x00", b"../../etc", b"%s%n", b"\xff\xfe\xfd", b"ON\r\nOFF", b"50%", b"\t\n", b"PRESS\x00",
-    ])
+    return rng.choice(
+        [
+            b"",
+            b" ",
+            b"\x00",
+            b"ON\x00",
+            b"OFF OFF",
+            b"onn",
+            b"PRESSED",
+            b"press ",
+            b"1",
+            b"true",
+            b"null",
+            b"{}",
+            b'{"state":"ON"}',
+            b"-1",
+            b"101",
+            b"1e9",
+            b"nan",
+            b"inf",
+            b"-inf",
+            b"0x10",
+            b"\xef\xbb\xbfON",
+            "\u00e9t\u00e9".encode(),
+            b"auto ",
+            b"AUTO",
+            b"Calm",
+            b"happy\n\x00",
+            b"../../etc",
+            b"%s%n",
+            b"\xff\xfe\xfd",
+            b"ON\r\nOFF",
+            b"50%",
+            b"\t\n",
+            b"PRESS\x00",
+        ]
+    )
 
 
 def test_fuzz_changes_nothing_but_valid_commands(tmp_path, long_library):
@@ -72,7 +118,12 @@ def test_fuzz_changes_nothing_but_valid_commands(tmp_path, long_library):
 
         def mpd_now() -> dict:
             s = c.status()
-            return {"state": s["state"], "volume": s.get("volume"), "song": c.currentsong().get("file"), "queue": len(c.playlistinfo())}
+            return {
+                "state": s["state"],
+                "volume": s.get("volume"),
+                "song": c.currentsong().get("file"),
+                "queue": len(c.playlistinfo()),
+            }
 
         def box_now() -> dict:
             s = json.loads(rec.last(f"{T}/state"))
@@ -97,7 +148,9 @@ def test_fuzz_changes_nothing_but_valid_commands(tmp_path, long_library):
             sent += 1
             if i % 8 == 0:  # valid payloads, but retained: never applied
                 rtopic = rng.choice(TOPICS)
-                rpayload = {"auto_dj": "ON", "privacy": "OFF", "mood": "calm", "music": "OFF", "skip": "PRESS", "volume": "5"}[rtopic]
+                rpayload = {"auto_dj": "ON", "privacy": "OFF", "mood": "calm", "music": "OFF", "skip": "PRESS", "volume": "5"}[
+                    rtopic
+                ]
                 rec.c.publish(f"{T}/{rtopic}/set", rpayload, qos=1, retain=True)
                 retained += 1
             if i % 500 == 0:

@@ -28,8 +28,10 @@ UNIT_TESTS = ["tests/test_emotions.py", "tests/test_tracker.py", "tests/test_cha
 @pytest.fixture(scope="module")
 def old_numpy_python() -> str:
     if sys.version_info >= (3, 12):
-        pytest.skip(f"numpy 1.24 has no wheel for Python {sys.version_info.major}.{sys.version_info.minor} "
-                    "(bookworm's Python 3.11 is where the Pi has it)")
+        pytest.skip(
+            f"numpy 1.24 has no wheel for Python {sys.version_info.major}.{sys.version_info.minor} "
+            "(bookworm's Python 3.11 is where the Pi has it)"
+        )
     if np.__version__.startswith("1.24."):
         pytest.skip(f"this venv already runs numpy {np.__version__}: the whole suite is the test")
     stamp = hashlib.sha1((ROOT / "pyproject.toml").read_bytes() + OLD_NUMPY.encode()).hexdigest()[:12]
@@ -37,16 +39,21 @@ def old_numpy_python() -> str:
     python = venv / "bin" / "python"
     if not (venv / f".stamp-{stamp}").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--only-binary=:all:", "-e", f"{ROOT}[test]",
-                               f"numpy=={OLD_NUMPY}"], capture_output=True, text=True, timeout=scaled(900))
+        proc = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--only-binary=:all:", "-e", f"{ROOT}[test]", f"numpy=={OLD_NUMPY}"],
+            capture_output=True,
+            text=True,
+            timeout=scaled(900),
+        )
         assert proc.returncode == 0, f"numpy {OLD_NUMPY} with the runtime and test pins did not install:\n{proc.stderr[-3000:]}"
         (venv / f".stamp-{stamp}").touch()
     return str(python)
 
 
 def _versions(python: str) -> str:
-    return subprocess.run([python, "-c", "import numpy, cv2; print(numpy.__version__, cv2.__version__)"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [python, "-c", "import numpy, cv2; print(numpy.__version__, cv2.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_the_pipeline_answers_the_same_on_numpy_1_24(old_numpy_python):
@@ -54,8 +61,13 @@ def test_the_pipeline_answers_the_same_on_numpy_1_24(old_numpy_python):
     assert old.startswith("1.24.") and not new.startswith("1.24."), (old, new)
 
     def replay(python: str) -> list[dict]:
-        proc = subprocess.run([python, "-m", "moodbox", "replay", str(CLIP), "--no-realtime", "--json"],
-                              capture_output=True, text=True, timeout=scaled(300), cwd=ROOT)
+        proc = subprocess.run(
+            [python, "-m", "moodbox", "replay", str(CLIP), "--no-realtime", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=scaled(300),
+            cwd=ROOT,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return [json.loads(line) for line in proc.stdout.splitlines()]
 
@@ -69,7 +81,12 @@ def test_the_pipeline_answers_the_same_on_numpy_1_24(old_numpy_python):
 
 
 def test_the_vision_unit_tests_pass_on_numpy_1_24(old_numpy_python):
-    proc = subprocess.run([old_numpy_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *UNIT_TESTS],
-                          capture_output=True, text=True, timeout=scaled(600), cwd=ROOT)
+    proc = subprocess.run(
+        [old_numpy_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *UNIT_TESTS],
+        capture_output=True,
+        text=True,
+        timeout=scaled(600),
+        cwd=ROOT,
+    )
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
     assert proc.returncode == 0 and " passed" in tail and "failed" not in tail, proc.stdout[-3000:]

@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from moodbox.sources import open_source
+from moodbox.vision.sources import open_source
 from tests.util import scaled
 
 

@@ -1,4 +1,4 @@
-"""The mood policy and the MPD player against a real mpd (DESIGN §8)."""
+"""The mood policy and the MPD player against a real mpd."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from pathlib import Path
 import mpd
 import pytest
 
+from devtools.servers import Mpd, make_library, write_m3u
 from moodbox.config import MusicConfig
-from moodbox.feedback import FeedbackStore
-from moodbox.mood import MoodPolicy, Preferences, Track, choose
-from moodbox.player import MpdPlayer
-from moodbox.devservers import Mpd, make_library, write_m3u
+from moodbox.music.feedback import FeedbackStore
+from moodbox.music.mood import MoodPolicy, Preferences, Track, choose
+from tests.steered import SteeredPlayer
 from tests.util import scaled, wait_for
 
 TRACKS = [
-    *({"file": f"pop/happy{i}.ogg", "artist": "Sunny Band", "title": f"Happy {i}", "genre": "Pop", "comment": "en"} for i in range(1, 4)),
+    *(
+        {"file": f"pop/happy{i}.ogg", "artist": "Sunny Band", "title": f"Happy {i}", "genre": "Pop", "comment": "en"}
+        for i in range(1, 4)
+    ),
     {"file": "pop/bad.ogg", "artist": "Bad Artist", "title": "Bad", "genre": "Pop", "comment": "de"},
     *({"file": f"blues/sad{i}.ogg", "artist": "Rain", "title": f"Sad {i}", "genre": "Blues"} for i in range(1, 4)),
     *({"file": f"ambient/calm{i}.ogg", "artist": "Still", "title": f"Calm {i}", "genre": "Ambient"} for i in range(1, 4)),
@@ -45,8 +48,11 @@ def server(library, tmp_path):
         yield s
 
 
-LONG_TRACKS = [{"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
-               for g in ("Pop", "Ambient", "Jazz", "Blues") for i in range(1, 4)]
+LONG_TRACKS = [
+    {"file": f"{g.lower()}/{g.lower()}{i}.ogg", "artist": f"{g} Band", "title": f"{g} {i}", "genre": g}
+    for g in ("Pop", "Ambient", "Jazz", "Blues")
+    for i in range(1, 4)
+]
 GENRE_MOOD = {"pop": "happy", "ambient": "calm", "jazz": "neutral", "blues": "sad"}
 
 
@@ -84,20 +90,18 @@ def client(port: int, password: str | None = None) -> mpd.MPDClient:
     return c
 
 
-
-
 def queue_files(c: mpd.MPDClient) -> list[str]:
     return [s["file"] for s in c.playlistinfo()]
 
 
 @pytest.fixture
 def player_factory(tmp_path):
-    players: list[MpdPlayer] = []
+    players: list[SteeredPlayer] = []
 
-    def make(cfg: MusicConfig, feedback: FeedbackStore | None = None, emotion: str | None = None) -> MpdPlayer:
+    def make(cfg: MusicConfig, feedback: FeedbackStore | None = None, emotion: str | None = None) -> SteeredPlayer:
         """A started player; ``emotion`` is the stable emotion it starts with (else it opens with the
         fallback mood, as the box does before anyone is seen)."""
-        p = MpdPlayer(cfg, feedback or FeedbackStore(tmp_path / "state" / "feedback.json"), rng=random.Random(1), poll_s=0.05)
+        p = SteeredPlayer(cfg, feedback or FeedbackStore(tmp_path / "state" / "feedback.json"), rng=random.Random(1), poll_s=0.05)
         p.set_emotion(emotion)
         p.start()
         players.append(p)
@@ -238,7 +242,11 @@ def test_mpd_restart_reconnects_and_reapplies_the_mood(server, player_factory, c
     server.start()
     t0 = time.monotonic()
     c = client(server.port)
-    wait_for(lambda: c.status()["state"] == "play" and c.currentsong().get("file", "").startswith("blues/"), timeout=5, what="sad music again")
+    wait_for(
+        lambda: c.status()["state"] == "play" and c.currentsong().get("file", "").startswith("blues/"),
+        timeout=5,
+        what="sad music again",
+    )
     assert time.monotonic() - t0 < scaled(5)
     wait_for(lambda: c.status().get("volume") == "40", what="the queued volume")
 
@@ -259,7 +267,7 @@ def test_wrong_password_is_a_clear_error(library, tmp_path, player_factory):
 
 
 def test_unreachable_mpd_names_host_and_port(player_factory):
-    from moodbox.devservers import free_port
+    from devtools.servers import free_port
 
     port = free_port()
     p = player_factory(music_cfg(port))
@@ -314,11 +322,13 @@ def test_auto_dj_back_on_takes_over_again(server, player_factory):
     time.sleep(0.3)
     assert queue_files(c) == ["jazz/neutral1.ogg", "jazz/neutral2.ogg"]
     p.set_auto_dj(True)  # the same emotion as before: it must still take the queue back
-    wait_for(lambda: all(f.startswith("pop/") for f in queue_files(c)[1:]) and len(queue_files(c)) > 2, what="auto-DJ to take over")
+    wait_for(
+        lambda: all(f.startswith("pop/") for f in queue_files(c)[1:]) and len(queue_files(c)) > 2, what="auto-DJ to take over"
+    )
 
 
 def test_state_is_unknown_until_mpd_reports_it(long_server, tmp_path):
-    p = MpdPlayer(music_cfg(long_server.port), FeedbackStore(tmp_path / "fb.json"), rng=random.Random(1), poll_s=0.05)
+    p = SteeredPlayer(music_cfg(long_server.port), FeedbackStore(tmp_path / "fb.json"), rng=random.Random(1), poll_s=0.05)
     assert p.state().music is None and p.state().volume is None and p.state().mood is None
     p.set_volume(30)  # the owner's saved settings, restored before start
     p.set_music(False)
@@ -408,7 +418,7 @@ def test_music_off_is_reapplied_after_mpd_restarts(long_server, player_factory):
 
 def test_a_refused_command_costs_under_a_second(server, player_factory, caplog):
     """Issue 15 item 2: a skip while MPD is stopped was retried for 60 s, blocking every later command."""
-    caplog.set_level(logging.INFO, logger="moodbox.player")
+    caplog.set_level(logging.INFO, logger="moodbox.music.player")
     c = client(server.port)
     p = player_factory(music_cfg(server.port, auto_dj=False))
     wait_for(lambda: p.state().connected and p.state().music == "STOPPED", what="a stopped MPD")
@@ -447,7 +457,7 @@ def test_stale_track_after_mpd_restart_is_replaced_at_once(long_server, player_f
         raise AssertionError(f"still playing {c.currentsong().get('file')} 3 s after MPD came back")
     assert c.status()["state"] == "play"
     assert all(mood == song_mood(f) for mood, f in seen if f and mood), seen  # never the new mood on the old song
-    assert all(f.startswith("blues/") for f in queue_files(c)[c.status().get("song") and int(c.status()["song"]):])
+    assert all(f.startswith("blues/") for f in queue_files(c)[c.status().get("song") and int(c.status()["song"]) :])
 
 
 def test_a_mood_track_mpd_resumes_is_kept(long_server, player_factory):
@@ -494,7 +504,7 @@ def test_a_paused_mpd_is_resumed_unless_the_owner_switched_music_off(long_server
     c.play(0)
     wait_for(lambda: c.status()["state"] == "play", what="MPD playing")
     c.pause(1)
-    p = MpdPlayer(music_cfg(long_server.port), FeedbackStore(tmp_path / "fb.json"), rng=random.Random(1), poll_s=0.05)
+    p = SteeredPlayer(music_cfg(long_server.port), FeedbackStore(tmp_path / "fb.json"), rng=random.Random(1), poll_s=0.05)
     p.set_emotion("happy")
     if music is not None:
         p.set_music(music)

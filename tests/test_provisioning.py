@@ -7,10 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,10 +19,21 @@ BIN = Path(sys.executable).parent
 
 def test_unit_has_the_promised_settings():
     unit = (ROOT / "systemd" / "moodbox.service").read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartSec=", "SupplementaryGroups=video",
-                 "ProtectSystem=strict", "NoNewPrivileges=yes", "StateDirectory=moodbox",
-                 "LoadCredential=mqtt_password:", "DeviceAllow=char-video4linux rw", "DeviceAllow=char-media rw",
-                 "DeviceAllow=char-dma_heap rw", "RestartPreventExitStatus=2"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "RestartSec=",
+        "SupplementaryGroups=video",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "StateDirectory=moodbox",
+        "LoadCredential=mqtt_password:",
+        "DeviceAllow=char-video4linux rw",
+        "DeviceAllow=char-media rw",
+        "DeviceAllow=char-dma_heap rw",
+        "RestartPreventExitStatus=2",
+    ):
         assert line in unit, line
 
 
@@ -48,14 +59,17 @@ def test_role_requirements_match_pyproject():
     assert "'numpy==' ~ moodbox_system_numpy.stdout" in tasks and "--only-binary=:all:" in tasks
 
 
-@pytest.mark.parametrize("model, output", [
-    ("Raspberry Pi 4 Model B Rev 1.4", "plughw:CARD=Headphones"),
-    ("Raspberry Pi 3 Model B Plus Rev 1.3", "plughw:CARD=Headphones"),
-    ("Raspberry Pi 5 Model B Rev 1.0", "plughw:CARD=vc4hdmi0"),
-    ("Raspberry Pi 500 Rev 1.0", "plughw:CARD=vc4hdmi0"),
-    ("Raspberry Pi Compute Module 5 Rev 1.0", "plughw:CARD=vc4hdmi0"),
-    ("", "default"),
-])
+@pytest.mark.parametrize(
+    "model, output",
+    [
+        ("Raspberry Pi 4 Model B Rev 1.4", "plughw:CARD=Headphones"),
+        ("Raspberry Pi 3 Model B Plus Rev 1.3", "plughw:CARD=Headphones"),
+        ("Raspberry Pi 5 Model B Rev 1.0", "plughw:CARD=vc4hdmi0"),
+        ("Raspberry Pi 500 Rev 1.0", "plughw:CARD=vc4hdmi0"),
+        ("Raspberry Pi Compute Module 5 Rev 1.0", "plughw:CARD=vc4hdmi0"),
+        ("", "default"),
+    ],
+)
 def test_audio_output_defaults_to_the_boards_own(model, output):
     """A Pi 5 has no 3.5 mm jack: "auto" must not point MPD at one there (Pi 4: the jack; elsewhere ALSA's default)."""
     assert _audio_output(model, "auto") == output
@@ -68,10 +82,28 @@ def _audio_output(model: str, device: str) -> str:
 
     board = json.dumps({"moodbox_board": {"content": base64.b64encode(model.encode() + b"\x00").decode()}})
     proc = subprocess.run(
-        [_ansible("ansible"), "localhost", "-i", "localhost,", "-c", "local", "-m", "ansible.builtin.debug",
-         "-a", "var=moodbox_audio_output", "-e", "@roles/moodbox/vars/main.yml", "-e", board,
-         "-e", f"moodbox_audio_device={device}"],
-        cwd=ROOT / "ansible", capture_output=True, text=True, env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        [
+            _ansible("ansible"),
+            "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "var=moodbox_audio_output",
+            "-e",
+            "@roles/moodbox/vars/main.yml",
+            "-e",
+            board,
+            "-e",
+            f"moodbox_audio_device={device}",
+        ],
+        cwd=ROOT / "ansible",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return re.search(r'"moodbox_audio_output": "([^"]*)"', proc.stdout).group(1)
@@ -87,7 +119,10 @@ def _ansible(tool: str) -> str:
 def test_playbook_syntax_check():
     proc = subprocess.run(
         [_ansible("ansible-playbook"), "-i", "inventory/hosts.example.yml", "site.yml", "--syntax-check"],
-        cwd=ROOT / "ansible", capture_output=True, text=True, env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        cwd=ROOT / "ansible",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -95,7 +130,10 @@ def test_playbook_syntax_check():
 def test_ansible_lint_production_profile():
     proc = subprocess.run(
         [_ansible("ansible-lint"), "--profile", "production", "--nocolor", "site.yml"],
-        cwd=ROOT / "ansible", capture_output=True, text=True, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
+        cwd=ROOT / "ansible",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"0 failure\(s\), 0 warning\(s\)", proc.stdout + proc.stderr)
@@ -123,7 +161,9 @@ def _sandbox() -> list[str]:
 
     if ctypes.util.find_library("seccomp") is None:
         pytest.skip("libseccomp is not installed")
-    probe = subprocess.run([sys.executable, "-c", "import ctypes; import sys; sys.exit(ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0)"])
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ctypes; import sys; sys.exit(ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0)"]
+    )
     if probe.returncode != 0:
         pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3) to imitate MemoryDenyWriteExecute")
     return [sys.executable, str(ROOT / "tests" / "sandbox.py")]
@@ -148,19 +188,25 @@ def test_unit_reloads_with_sighup():
 
 def test_the_sandbox_imitation_is_not_a_no_op():
     cmd = _sandbox()
-    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.mmap.restype = ctypes.c_void_p\n"
-            "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
-            "wx = libc.mmap(None, 4096, 7, 0x22, -1, 0)\n"
-            "try:\n    os.setpriority(os.PRIO_PROCESS, 0, 5); nice = 'allowed'\nexcept PermissionError:\n    nice = 'refused'\n"
-            "print(wx in (None, 2**64 - 1), nice)\n")
+    code = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.mmap.restype = ctypes.c_void_p\n"
+        "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
+        "wx = libc.mmap(None, 4096, 7, 0x22, -1, 0)\n"
+        "try:\n    os.setpriority(os.PRIO_PROCESS, 0, 5); nice = 'allowed'\nexcept PermissionError:\n    nice = 'refused'\n"
+        "print(wx in (None, 2**64 - 1), nice)\n"
+    )
     proc = subprocess.run([*cmd, sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["True", "refused"], proc.stdout + proc.stderr  # W+X memory and @resources refused
 
 
 def test_litert_with_xnnpack_works_inside_the_unit_sandbox(astronaut_png):
     """MemoryDenyWriteExecute, the system-call filter and ProtectProc cost the model nothing."""
-    proc = subprocess.run([*_sandbox(), str(BIN / "moodbox"), "--log-level", "INFO", "analyze", str(astronaut_png), "--json"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*_sandbox(), str(BIN / "moodbox"), "--log-level", "INFO", "analyze", str(astronaut_png), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert ", XNNPACK delegate" in proc.stderr, "XNNPACK was not used: " + proc.stderr
     assert '"emotion": "happy"' in proc.stdout
@@ -226,30 +272,65 @@ def test_role_writes_password_files_for_their_readers_only():
     ("settings", "message"),
     [
         ({"moodbox_mpd_listen_lan": True}, "moodbox_mpd_password is empty"),
-        ({"moodbox_local_broker": True, "moodbox_local_broker_listen_lan": True}, "anyone on the network could switch privacy off"),
+        (
+            {"moodbox_local_broker": True, "moodbox_local_broker_listen_lan": True},
+            "anyone on the network could switch privacy off",
+        ),
         ({"moodbox_local_broker": True, "moodbox_mqtt_username": "box"}, "mosquitto would refuse everyone"),
     ],
 )
 def test_role_refuses_open_or_locked_settings(tmp_path, settings, message):
     playbook = tmp_path / "check.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False, "connection": "local",
-        "vars": settings,
-        "tasks": [{"ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "validate"}}],
-    }]))
-    proc = subprocess.run([_ansible("ansible-playbook"), "-i", "localhost,", str(playbook)], capture_output=True, text=True,
-                          env={**os.environ, "ANSIBLE_NOCOLOR": "1"}, timeout=120)
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "connection": "local",
+                    "vars": settings,
+                    "tasks": [{"ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "validate"}}],
+                }
+            ]
+        )
+    )
+    proc = subprocess.run(
+        [_ansible("ansible-playbook"), "-i", "localhost,", str(playbook)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        timeout=120,
+    )
     assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-2000:]
 
 
 def test_role_accepts_the_safe_lan_settings(tmp_path):
     playbook = tmp_path / "check.yml"
-    playbook.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False, "connection": "local",
-        "vars": {"moodbox_mpd_listen_lan": True, "moodbox_mpd_password": "pw", "moodbox_local_broker": True,
-                 "moodbox_local_broker_listen_lan": True, "moodbox_mqtt_username": "box", "moodbox_mqtt_password": "pw"},
-        "tasks": [{"ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "validate"}}],
-    }]))
-    proc = subprocess.run([_ansible("ansible-playbook"), "-i", "localhost,", str(playbook)], capture_output=True, text=True,
-                          env={**os.environ, "ANSIBLE_NOCOLOR": "1"}, timeout=120)
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "connection": "local",
+                    "vars": {
+                        "moodbox_mpd_listen_lan": True,
+                        "moodbox_mpd_password": "pw",
+                        "moodbox_local_broker": True,
+                        "moodbox_local_broker_listen_lan": True,
+                        "moodbox_mqtt_username": "box",
+                        "moodbox_mqtt_password": "pw",
+                    },
+                    "tasks": [{"ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "validate"}}],
+                }
+            ]
+        )
+    )
+    proc = subprocess.run(
+        [_ansible("ansible-playbook"), "-i", "localhost,", str(playbook)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]

@@ -42,7 +42,8 @@ def sh_blocks(text: str) -> list[list[str]]:
     """The lines of every fenced block tagged ``sh``, trailing ``  # comments`` removed."""
     return [
         [re.sub(r"\s+#\s.*$", "", line).strip() for line in body.splitlines() if line.strip()]
-        for info, body in fenced_blocks(text) if info == "sh"
+        for info, body in fenced_blocks(text)
+        if info == "sh"
     ]
 
 
@@ -65,7 +66,12 @@ def test_readme_command_runs_as_written(line, tmp_path):
         pytest.skip("/etc/moodbox/config.yaml exists here: the README's examples assume the built-in defaults")
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "HOME": str(tmp_path)}
     proc = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        ["bash", "-o", "pipefail", "-c", line],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{line}: exit {proc.returncode}\n{out[-3000:]}"
@@ -143,7 +149,9 @@ def test_the_default_tag_queries_in_the_readme_are_the_configs():
     text = README.read_text()
     for mood, query in DEFAULT_QUERIES.items():
         genres = ", ".join(query["genre"].split("|"))
-        assert re.search(rf"^\s*\| {mood} \| {re.escape(genres)} \|$", text, flags=re.M), f"README's query for {mood} is not {genres}"
+        assert re.search(rf"^\s*\| {mood} \| {re.escape(genres)} \|$", text, flags=re.M), (
+            f"README's query for {mood} is not {genres}"
+        )
 
 
 def test_shell_lines_parse():

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from moodbox.boxstate import ShaperSettings, StateShaper
 from moodbox.settings import OwnerSettings, SettingsStore
-from moodbox.smoothing import SmoothedEmotion
+from moodbox.vision.roomstate import StateShaper
+from moodbox.vision.smoothing import SmoothedEmotion
 
 MOODS = ["happy", "sad", "calm"]
 
@@ -52,11 +52,13 @@ def test_concurrent_updates_all_land(tmp_path):
 
 
 def _sm(t, emotion, conf, face=True, scores=None):
-    return SmoothedEmotion(t=t, emotion=emotion, confidence=conf, scores=scores or ({emotion: conf} if emotion else {}), face=face)
+    return SmoothedEmotion(
+        t=t, emotion=emotion, confidence=conf, scores=scores or ({emotion: conf} if emotion else {}), face=face
+    )
 
 
 def test_shaper_confidence_moves_only_a_full_step_and_scores_follow_the_held_emotion():
-    sh = StateShaper(ShaperSettings(confidence_step=0.1, presence_hold_s=10))
+    sh = StateShaper(confidence_step=0.1, presence_hold_s=10)
     sh.observe(_sm(0, "happy", 0.52, scores={"happy": 0.52, "sad": 0.3}), 1)
     v = sh.vision()
     assert v["emotion"] == "happy" and v["confidence"] == 0.5 and v["scores"] == {"happy": 0.52, "sad": 0.3}
@@ -76,7 +78,7 @@ def test_shaper_confidence_moves_only_a_full_step_and_scores_follow_the_held_emo
 
 
 def test_shaper_presence_holds_and_unknowns_are_none():
-    sh = StateShaper(ShaperSettings(presence_hold_s=5))
+    sh = StateShaper(presence_hold_s=5)
     assert sh.vision() == {"emotion": None, "confidence": None, "scores": {}, "face": None, "faces": None}
     sh.observe(_sm(0, None, 0.0, face=True), 1)
     assert sh.vision()["face"] is True and sh.vision()["confidence"] is None
@@ -90,7 +92,7 @@ def test_shaper_presence_holds_and_unknowns_are_none():
 
 def test_shaper_diagnostics_at_most_once_per_interval():
     now = [0.0]
-    sh = StateShaper(ShaperSettings(diagnostics_interval_s=60), clock=lambda: now[0])
+    sh = StateShaper(diagnostics_interval_s=60, clock=lambda: now[0])
     assert sh.diagnostics(None, None) == {"fps": None, "inference_ms": None}
     assert sh.diagnostics(9.87, 1.23) == {"fps": 9.9, "inference_ms": 1.2}  # first figures show at once
     now[0] = 30

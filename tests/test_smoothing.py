@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from moodbox.smoothing import Smoother, SmootherSettings
+from moodbox.config import SmoothingConfig
+from moodbox.vision.smoothing import Smoother
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -20,7 +21,7 @@ def feed(sm: Smoother, seq, fps: float = 10.0, t0: float = 0.0):
 
 
 def test_needs_dwell_before_first_emotion():
-    sm = Smoother(LABELS, SmootherSettings(window_s=1, dwell_s=2, min_frames=3))
+    sm = Smoother(LABELS, SmoothingConfig(window_s=1, dwell_s=2, min_frames=3))
     res = feed(sm, [scores("happy")] * 40)
     first = next(r for r in res if r.emotion == "happy")
     assert 2.0 <= first.t <= 2.4
@@ -28,7 +29,7 @@ def test_needs_dwell_before_first_emotion():
 
 
 def test_single_outlier_frames_do_not_flip():
-    sm = Smoother(LABELS, SmootherSettings(window_s=2, dwell_s=1, margin=0.1))
+    sm = Smoother(LABELS, SmoothingConfig(window_s=2, dwell_s=1, margin=0.1))
     seq = [scores("happy")] * 40 + ([scores("angry")] + [scores("happy")] * 3) * 20
     res = feed(sm, seq)
     assert res[-1].emotion == "happy"
@@ -36,7 +37,7 @@ def test_single_outlier_frames_do_not_flip():
 
 
 def test_hysteresis_margin_blocks_a_narrow_lead():
-    sm = Smoother(LABELS, SmootherSettings(window_s=1, dwell_s=0.5, margin=0.2))
+    sm = Smoother(LABELS, SmoothingConfig(window_s=1, dwell_s=0.5, margin=0.2))
     both = lambda a, b: {**{k: 0.0 for k in LABELS}, "happy": a, "sad": b}  # noqa: E731
     feed(sm, [both(0.7, 0.3)] * 30)
     assert sm.emotion == "happy"
@@ -47,13 +48,13 @@ def test_hysteresis_margin_blocks_a_narrow_lead():
 
 
 def test_low_confidence_frames_ignored():
-    sm = Smoother(LABELS, SmootherSettings(window_s=1, dwell_s=0.5, min_confidence=0.5))
+    sm = Smoother(LABELS, SmoothingConfig(window_s=1, dwell_s=0.5, min_confidence=0.5))
     res = feed(sm, [scores("fear", 0.4)] * 50)
     assert all(r.emotion is None for r in res)
 
 
 def test_decays_to_no_face_after_timeout_and_timestamps_not_wall_clock():
-    sm = Smoother(LABELS, SmootherSettings(window_s=1, dwell_s=0.5, no_face_s=5))
+    sm = Smoother(LABELS, SmoothingConfig(window_s=1, dwell_s=0.5, no_face_s=5))
     feed(sm, [scores("happy")] * 30)
     assert sm.emotion == "happy"
     res = feed(sm, [None] * 100, t0=3.0)  # 10 s of no face at 10 fps, fed instantly
@@ -65,7 +66,7 @@ def test_decays_to_no_face_after_timeout_and_timestamps_not_wall_clock():
 
 
 def test_change_follows_new_emotion_within_window_plus_dwell():
-    st = SmootherSettings(window_s=2, dwell_s=1, margin=0.1)
+    st = SmoothingConfig(window_s=2, dwell_s=1, margin=0.1)
     sm = Smoother(LABELS, st)
     feed(sm, [scores("happy")] * 50)
     res = feed(sm, [scores("sad")] * 50, t0=5.0)
@@ -82,16 +83,16 @@ def test_reset_forgets():
 
 
 def test_room_weighs_faces_by_size_and_confidence_and_largest_takes_one():
-    from moodbox.smoothing import FaceScores
+    from moodbox.vision.smoothing import FaceScores
 
-    room = Smoother(LABELS, SmootherSettings(faces="room"))
+    room = Smoother(LABELS, SmoothingConfig(faces="room"))
     big_happy, small_sad = FaceScores(scores("happy", 0.8), area=200 * 200), FaceScores(scores("sad", 0.8), area=100 * 100)
     vec = dict(zip(LABELS, room.combine([small_sad, big_happy])))
     assert abs(vec["happy"] - (0.8 * 4 + 0.2 / 6) / 5) < 1e-9 and vec["happy"] > vec["sad"]  # weights 4 : 1
     unsure_big = FaceScores(scores("happy", 0.3), area=120 * 120)  # as big, but the model is unsure of it
     vec = dict(zip(LABELS, room.combine([unsure_big, FaceScores(scores("sad", 0.9), area=100 * 100)])))
     assert vec["sad"] > vec["happy"]
-    largest = Smoother(LABELS, SmootherSettings(faces="largest"))
+    largest = Smoother(LABELS, SmoothingConfig(faces="largest"))
     assert dict(zip(LABELS, largest.combine([small_sad, big_happy])))["happy"] == 0.8
     out = room.update(0.0, [small_sad, big_happy])
     assert out.face and out.faces == 2

@@ -36,7 +36,9 @@ def test_soak_memory_stays_flat(box_factory, faces_folder, hamilton_clip):  # no
         assert box.proc.poll() is None, box.log.read_text()[-2000:]
         samples.append(rss_mb(box.proc.pid))
     growth = samples[-1] - base
-    print(f"\nsoak {SOAK_S:.0f} s: RSS after warm-up {base:.1f} MB, at the end {samples[-1]:.1f} MB "
-          f"(growth {growth:+.2f} MB, max {max(samples):.1f} MB); {len(rec.on('moodbox/boxtest/state'))} state messages")
+    print(
+        f"\nsoak {SOAK_S:.0f} s: RSS after warm-up {base:.1f} MB, at the end {samples[-1]:.1f} MB "
+        f"(growth {growth:+.2f} MB, max {max(samples):.1f} MB); {len(rec.on('moodbox/boxtest/state'))} state messages"
+    )
     assert growth < 5.0
     assert base < 150.0

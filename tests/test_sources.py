@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from moodbox.sources import ImageFolderSource, LiveSource, SourceError, VideoFileSource, open_source
+from moodbox.vision.sources import ImageFolderSource, LiveSource, SourceError, VideoFileSource, open_source
 from tests.util import scaled
 
 
@@ -204,7 +204,7 @@ def test_emptied_folder_waits_quietly_and_resumes(tmp_path, caplog):
     assert not th.is_alive()
     assert len(frames) > n_empty and back_after <= 5.0, f"no frames {back_after:.1f} s after the refill"
     assert cpu_empty < 0.05 * wall_empty, f"{cpu_empty:.2f} CPU s in {wall_empty:.1f} s while empty"
-    lines = [r for r in caplog.records if r.name.startswith("moodbox.sources")]
+    lines = [r for r in caplog.records if r.name.startswith("moodbox.vision.sources")]
     assert 1 <= len(lines) <= 5, [r.getMessage() for r in lines]
     assert statuses[-1] == "ok"
     ts = [f.t for _, f in frames]
@@ -239,7 +239,7 @@ def test_folder_that_disappears_and_comes_back(tmp_path, caplog):
     src.close()
     th.join(3)
     assert len(frames) > n and time.monotonic() - t0 <= scaled(5.0)
-    assert len([r for r in caplog.records if r.name.startswith("moodbox.sources")]) <= 5
+    assert len([r for r in caplog.records if r.name.startswith("moodbox.vision.sources")]) <= 5
 
 
 def test_folder_of_only_unreadable_images_does_not_spin(tmp_path):
@@ -298,7 +298,7 @@ def test_vanished_camera_is_reported_quietly_and_reopened(caplog):
     src.close()
     th.join(3)
     assert len(frames) > n and time.monotonic() - t0 <= scaled(5.0) and statuses[-1] == "ok"
-    lines = [r for r in caplog.records if r.name.startswith("moodbox.sources")]
+    lines = [r for r in caplog.records if r.name.startswith("moodbox.vision.sources")]
     assert len(lines) <= 5, [r.getMessage() for r in lines]
 
 

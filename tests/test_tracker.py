@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from moodbox.bench import _same_faces
-from moodbox.faces import FaceDetector, iou, to_gray
-from moodbox.tracking import FaceTracker, TrackerSettings
+from moodbox.config import DetectionConfig
+from moodbox.vision.faces import FaceDetector, iou, to_gray
+from moodbox.vision.tracking import FaceTracker
 from tests.conftest import SHARED
 
 
@@ -47,7 +48,7 @@ def test_roi_search_returns_the_full_scan_box(face_patch):
     """A face followed between full scans gets the box a full scan would give it, so its crop (and its
     emotion) does not depend on which kind of frame it was found in."""
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=10, full_scan_s=100))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=10, full_scan_s=100))
     assert tracker.detect(frame(face_patch, (200, 120)), 0.0).kind == "full"
     for i, (x, y) in enumerate([(203, 121), (207, 124), (211, 122), (214, 118)], start=1):
         img = frame(face_patch, (x, y))
@@ -60,7 +61,7 @@ def test_roi_search_returns_the_full_scan_box(face_patch):
 
 def test_newcomers_are_looked_for_only_when_something_changed_elsewhere(face_patch):
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=100))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=0.5, full_scan_s=100))
     tracker.detect(frame(face_patch, (20, 120)), 0.0)
     assert det.full_scans == 1
     # One listener moving a little for two seconds: the rest of the room is unchanged, no rescans.
@@ -83,7 +84,7 @@ def test_a_change_elsewhere_is_searched_where_it_happened_and_full_scan_s_bounds
     """Something moving far from the listener (a hand, a cat) costs a search of that part of the frame,
     not a full scan; a full scan still runs every full_scan_s."""
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=2.0))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=0.5, full_scan_s=2.0))
     searched: list[tuple[int, int, int, int]] = []
     search = det.search
     det.search = lambda gray, region, lo, hi: searched.append(region) or search(gray, region, lo, hi)
@@ -100,7 +101,7 @@ def test_a_change_elsewhere_is_searched_where_it_happened_and_full_scan_s_bounds
 
 def test_a_moving_camera_calls_for_full_scans_at_most_every_rescan_s(face_patch):
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=100))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=0.5, full_scan_s=100))
     room = np.random.default_rng(5).integers(60, 200, (60, 80), dtype=np.uint8)
     room = cv2.resize(room, (640 + 40, 480 + 40), interpolation=cv2.INTER_NEAREST)
     for i in range(30):  # 3 s of a camera panning across a textured room with a face in it
@@ -114,7 +115,7 @@ def test_a_moving_camera_calls_for_full_scans_at_most_every_rescan_s(face_patch)
 def test_the_listeners_own_body_moving_costs_no_search(face_patch):
     """Hands, shoulders and a nodding head below and beside a tracked face are that person, not a newcomer."""
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=100))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=0.5, full_scan_s=100))
     searched: list[tuple[int, int, int, int]] = []
     search = det.search
     det.search = lambda gray, region, lo, hi: searched.append(region) or search(gray, region, lo, hi)
@@ -180,7 +181,7 @@ def test_a_talking_person_is_followed_cheaply_and_as_a_full_scan_finds_them(grid
 
 def test_a_lost_face_triggers_a_full_scan_at_once(face_patch):
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=10, full_scan_s=100))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=10, full_scan_s=100))
     tracker.detect(frame(face_patch, (20, 120)), 0.0)
     got = tracker.detect(frame(face_patch, (380, 200)), 0.1)  # jumped across the room
     assert got.kind == "full" and len(got.faces) == 1 and got.faces[0].box[0] > 300
@@ -202,7 +203,7 @@ def test_still_frames_are_not_analysed_but_a_small_shift_is(face_patch):
 
 def test_an_empty_room_is_scanned_only_every_idle_scan_s(face_patch):
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(idle_after_s=1.0, idle_scan_s=0.5, still_threshold=0))
+    tracker = FaceTracker(det, DetectionConfig(idle_after_s=1.0, idle_scan_s=0.5, still_threshold=0))
     empty = np.full((480, 640), 110, np.uint8)
     for i in range(40):  # 4 s at 10 frames/s
         tracker.detect(empty, i * 0.1)
@@ -232,7 +233,8 @@ def test_region_search_makes_the_full_scans_raw_hits_on_real_video(hamilton_clip
             raw = det._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=0, minSize=(lo, lo), maxSize=(hi, hi))
             _, _, rw, rh = region
             inside = sorted(
-                tuple(int(v) for v in r) for r in raw
+                tuple(int(v) for v in r)
+                for r in raw
                 if r[0] >= rx and r[1] >= ry and r[0] + r[2] <= rx + rw and r[1] + r[3] <= ry + rh
             )
             assert sorted(det.raw_hits(gray, region, lo, hi)) == inside, f"frame {i}, face {face.box}"
@@ -250,7 +252,7 @@ def upside_down(face_patch: np.ndarray) -> np.ndarray:
 
 def test_a_face_lost_for_a_few_frames_is_found_again_where_it_was_without_full_scans(face_patch):
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=100, idle_after_s=5.0))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=0.5, full_scan_s=100, idle_after_s=5.0))
     tracker.detect(frame(face_patch, (200, 120)), 0.0)
     tracker.detect(frame(face_patch, (201, 120)), 0.05)  # followed: a face, not a flicker of the cascade
     assert det.full_scans == 1
@@ -269,7 +271,7 @@ def test_a_face_lost_for_a_few_frames_is_found_again_where_it_was_without_full_s
 
 def test_a_second_face_that_flickers_is_followed_between_rescans(face_patch):
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=10, full_scan_s=100))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=10, full_scan_s=100))
     assert len(tracker.detect(frame(face_patch, (20, 120), (380, 120)), 0.0).faces) == 2
     assert len(tracker.detect(frame(face_patch, (21, 120), (381, 120)), 0.05).faces) == 2
     got = tracker.detect(frame(face_patch, (20, 120)), 0.1)  # the second one lost (the room behind is grey)
@@ -280,7 +282,9 @@ def test_a_second_face_that_flickers_is_followed_between_rescans(face_patch):
 
 def test_a_ghost_is_forgotten_after_idle_after_s(face_patch):
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=0.5, full_scan_s=100, idle_after_s=1.0, idle_scan_s=0.5, still_threshold=0))
+    tracker = FaceTracker(
+        det, DetectionConfig(rescan_s=0.5, full_scan_s=100, idle_after_s=1.0, idle_scan_s=0.5, still_threshold=0)
+    )
     tracker.detect(frame(face_patch, (200, 120)), 0.0)
     tracker.detect(frame(face_patch, (201, 120)), 0.05)
     hidden = upside_down(face_patch)
@@ -296,7 +300,7 @@ def test_ghosts_are_kept_only_while_searching_them_is_cheaper_than_a_full_scan(f
     """Searching around a lost face costs about what a full scan costs on that area: ghosts (newest first)
     are kept only while the areas searched every frame add up to less than the frame."""
     det = CountingDetector()
-    tracker = FaceTracker(det, TrackerSettings(rescan_s=10, full_scan_s=100, roi_margin=1.0, still_threshold=0))
+    tracker = FaceTracker(det, DetectionConfig(rescan_s=10, full_scan_s=100, still_threshold=0), roi_margin=1.0)
     at = [(0, 0), (200, 0), (400, 0), (0, 240), (200, 240), (400, 240)]
     small = cv2.resize(face_patch, (200, 200), interpolation=cv2.INTER_AREA)
     assert len(tracker.detect(frame(small, *at), 0.0).faces) == 6
@@ -311,7 +315,7 @@ def test_ghosts_are_kept_only_while_searching_them_is_cheaper_than_a_full_scan(f
 def test_each_face_of_a_full_scan_knows_the_raw_hits_it_was_grouped_from(hamilton_clip):
     """The tracker learns where to look (and the newcomer search which hits make which face) from the
     classes groupRectangles forms; ours must be its: each face is its class's mean box."""
-    from moodbox.faces import hits_of
+    from moodbox.vision.faces import hits_of
 
     cap = cv2.VideoCapture(str(hamilton_clip))
     checked = 0

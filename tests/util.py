@@ -38,8 +38,10 @@ def require_keras() -> Any:
     import pytest
 
     if platform.machine() != "x86_64" or sys.version_info >= (3, 14):
-        reason = (f"TensorFlow has no wheel for {platform.machine()} with Python {sys.version_info.major}."
-                  f"{sys.version_info.minor}: the model-export extra is installed without it here")
+        reason = (
+            f"TensorFlow has no wheel for {platform.machine()} with Python {sys.version_info.major}."
+            f"{sys.version_info.minor}: the model-export extra is installed without it here"
+        )
     else:
         reason = "the export extra (TensorFlow) is not installed: scripts/setup --all"
     return pytest.importorskip("keras", reason=reason)

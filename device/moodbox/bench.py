@@ -11,17 +11,17 @@ from __future__ import annotations
 import os
 import resource
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from moodbox.config import Config
-from moodbox.emotions import EmotionClassifier
-from moodbox.faces import FaceDetector, iou, to_gray, use_threads
-from moodbox.pipeline import VisionPipeline, detector_settings
-from moodbox.sources import Frame, LiveSource, open_source
+from moodbox.vision.emotions import EmotionClassifier
+from moodbox.vision.faces import FaceDetector, iou, to_gray, use_threads
+from moodbox.vision.pipeline import VisionPipeline
+from moodbox.vision.sources import Frame, LiveSource, open_source
 
 # The public-domain sample film, shipped inside the package (in the repository a link to samples/), so
 # that `moodbox bench` works on a box where the package was installed without the repository.
@@ -56,13 +56,22 @@ class BenchReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "frames": self.frames, "size": list(self.size), "fps": round(self.fps, 1),
-            "stages": self.stages, "rss_mb": round(self.rss_mb, 1), "agreement": self.agreement, "live": self.live,
+            "source": self.source,
+            "frames": self.frames,
+            "size": list(self.size),
+            "fps": round(self.fps, 1),
+            "stages": self.stages,
+            "rss_mb": round(self.rss_mb, 1),
+            "agreement": self.agreement,
+            "live": self.live,
         }
 
     def text(self) -> str:
-        lines = [f"source {self.source}: {self.frames} frames of {self.size[0]}x{self.size[1]}, one thread",
-                 f"end-to-end: {self.fps:.1f} frames/s", f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8}"]
+        lines = [
+            f"source {self.source}: {self.frames} frames of {self.size[0]}x{self.size[1]}, one thread",
+            f"end-to-end: {self.fps:.1f} frames/s",
+            f"{'stage':<10} {'p50 ms':>8} {'p95 ms':>8}",
+        ]
         for name, s in self.stages.items():
             lines.append(f"{name:<10} {s['p50_ms']:>8.2f} {s['p95_ms']:>8.2f}")
         lines.append(f"resident memory after warm-up: {self.rss_mb:.0f} MB")
@@ -74,7 +83,9 @@ class BenchReport:
             )
         if self.live:
             lv = self.live
-            lines.append(f"live at {lv['fps']:.0f} frames/s: {lv['cpu_face_pct']:.1f} % of one core with a face, {lv['cpu_empty_pct']:.1f} % with nobody in view")
+            lines.append(
+                f"live at {lv['fps']:.0f} frames/s: {lv['cpu_face_pct']:.1f} % of one core with a face, {lv['cpu_empty_pct']:.1f} % with nobody in view"
+            )
         return "\n".join(lines)
 
 
@@ -124,7 +135,7 @@ def agreement(cfg: Config, frames: list[Frame], classifier: EmotionClassifier) -
     largest face found; and that face's emotion as the pipeline classified it against the emotion of the
     reference's box (nobody in view agrees with nobody found)."""
     pipe = VisionPipeline(cfg, classifier)
-    full = FaceDetector(replace(detector_settings(cfg), detect_width=0))
+    full = FaceDetector(cfg.detection.model_copy(update={"detect_width": 0}))
     faces_ok = largest_ok = emotion_ok = 0
     for f in frames:
         got = pipe.process(f).faces
@@ -174,8 +185,9 @@ class _ReplayCamera:
         pass
 
 
-def live_cpu(cfg: Config, images: list[np.ndarray], seconds: float, classifier: EmotionClassifier,
-             source_fps: float = 30.0) -> float:
+def live_cpu(
+    cfg: Config, images: list[np.ndarray], seconds: float, classifier: EmotionClassifier, source_fps: float = 30.0
+) -> float:
     """Percent of one core the whole process uses while processing, at camera.fps, a camera that delivers
     ``images`` at ``source_fps`` (the clip's own rate: faster would fast-forward the scene)."""
     pipe = VisionPipeline(cfg, classifier)
@@ -196,8 +208,9 @@ def live_cpu(cfg: Config, images: list[np.ndarray], seconds: float, classifier: 
     return 100.0 * cpu / wall if wall > 0 else 0.0
 
 
-def run(cfg: Config, source: str | None = None, limit: int | None = None, live_seconds: float = 10.0,
-        check_agreement: bool = True) -> BenchReport:
+def run(
+    cfg: Config, source: str | None = None, limit: int | None = None, live_seconds: float = 10.0, check_agreement: bool = True
+) -> BenchReport:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     use_threads(1)  # what the daemon runs by default (detection.threads)
     source = source or str(DEFAULT_SOURCE)
@@ -210,7 +223,13 @@ def run(cfg: Config, source: str | None = None, limit: int | None = None, live_s
     del warm
     frames, decode_ms = _load_frames(source, limit)
     pipe = VisionPipeline(cfg, classifier)
-    stages: dict[str, list[float]] = {"decode": decode_ms[10:] or decode_ms, "detect": [], "classify": [], "smooth": [], "total": []}
+    stages: dict[str, list[float]] = {
+        "decode": decode_ms[10:] or decode_ms,
+        "detect": [],
+        "classify": [],
+        "smooth": [],
+        "total": [],
+    }
     t0 = time.perf_counter()
     for f in frames:
         r = pipe.process(f)
@@ -221,7 +240,10 @@ def run(cfg: Config, source: str | None = None, limit: int | None = None, live_s
     end_to_end_s = vision_s + sum(decode_ms) / 1e3
     h, w = frames[0].image.shape[:2]
     report = BenchReport(
-        source=source, frames=len(frames), size=(w, h), fps=len(frames) / end_to_end_s,
+        source=source,
+        frames=len(frames),
+        size=(w, h),
+        fps=len(frames) / end_to_end_s,
         stages={k: {"p50_ms": round(_pct(v, 50), 3), "p95_ms": round(_pct(v, 95), 3)} for k, v in stages.items()},
         rss_mb=memory,
     )
@@ -238,4 +260,3 @@ def run(cfg: Config, source: str | None = None, limit: int | None = None, live_s
             "cpu_empty_pct": round(live_cpu(cfg, blank, live_seconds, classifier), 2),
         }
     return report
-

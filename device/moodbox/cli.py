@@ -1,4 +1,4 @@
-"""The ``moodbox`` command line (DESIGN §3).
+"""The ``moodbox`` command line (README, "The moodbox command").
 
 Exit codes: 0 success; 1 an input (image, video, camera) cannot be read; 2 the configuration is wrong
 (a bad config file, a missing or unusable model, a bad argument); 130 interrupted (Ctrl-C) where that
@@ -47,7 +47,7 @@ def _missing_path(arg: str, what: str) -> str | None:
 
 
 def _classifier(cfg: Config):
-    from moodbox.emotions import EmotionClassifier
+    from moodbox.vision.emotions import EmotionClassifier
 
     return EmotionClassifier(cfg.model.path, threads=cfg.model.threads)
 
@@ -55,11 +55,10 @@ def _classifier(cfg: Config):
 def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
     import cv2
 
-    from moodbox.faces import FaceDetector, to_gray
-    from moodbox.pipeline import detector_settings
+    from moodbox.vision.faces import FaceDetector, to_gray
 
     clf = _classifier(cfg)
-    detector = FaceDetector(detector_settings(cfg))
+    detector = FaceDetector(cfg.detection)
     status = EXIT_OK
     for name in args.images:
         path = Path(name)
@@ -90,22 +89,30 @@ def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
-    from moodbox.mood import MoodPolicy
-    from moodbox.pipeline import VisionPipeline
-    from moodbox.sources import SourceError, open_source
+    from moodbox.music.mood import MoodIntent, MoodPolicy
+    from moodbox.vision.pipeline import VisionPipeline
+    from moodbox.vision.sources import SourceError, open_source
 
     problem = _missing_path(args.source, "replay")
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_INPUT
-    policy = MoodPolicy(cfg.music.strategy, cfg.music.strategies, cfg.music.fallback_mood)
     cam = cfg.camera
     realtime = cam.realtime if args.realtime is None else args.realtime
     pipeline = VisionPipeline(cfg, _classifier(cfg))
+    # the mood the music would follow, worked out as the daemon does (auto-DJ on, no mood chosen)
+    intent = MoodIntent(MoodPolicy.from_config(cfg.music, pipeline.classifier.labels))
     try:
         source = open_source(
-            args.source, width=cam.width, height=cam.height, fps=cam.fps, realtime=realtime,
-            folder_fps=args.folder_fps or cam.folder_fps, loop=False, retry_s=cam.retry_s, retry_max_s=cam.retry_max_s,
+            args.source,
+            width=cam.width,
+            height=cam.height,
+            fps=cam.fps,
+            realtime=realtime,
+            folder_fps=args.folder_fps or cam.folder_fps,
+            loop=False,
+            retry_s=cam.retry_s,
+            retry_max_s=cam.retry_max_s,
         )
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -114,10 +121,14 @@ def cmd_replay(args: argparse.Namespace, cfg: Config) -> int:
     next_status = 0.0
     try:
         for frame in source.frames():
+            if frame is None:  # (only a source asked for ticks yields None)
+                continue
             result = pipeline.process(frame)
             frames += 1
             sm = result.smoothed
-            mood = policy.plan(sm.emotion).mood if sm.emotion else None
+            intent.see(sm.emotion)
+            plan = intent.plan()
+            mood = plan.mood if sm.emotion and plan else None
             if args.json:
                 print(json.dumps(result.as_dict(mood)), flush=True)
                 continue
@@ -149,8 +160,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
-    from moodbox.emotions import DEFAULT_MODEL, ModelMeta
-    from moodbox.mqtt import REMOVAL_SETTLE_S, discovery_messages, publish_once, removal_messages, state_removal_messages
+    from moodbox.home import REMOVAL_SETTLE_S, discovery_messages, publish_once, removal_messages, state_removal_messages
+    from moodbox.vision.emotions import DEFAULT_MODEL, ModelMeta
 
     moods = cfg.music.moods()
     try:
@@ -170,10 +181,14 @@ def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
         return EXIT_INPUT
     t = f"{cfg.mqtt.base_topic}/{cfg.mqtt.device_id}"
     if args.remove:
-        print(f"removed the Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/moodbox_{cfg.mqtt.device_id}/ "
-              f"(and {cfg.mqtt.discovery_prefix}/+/{cfg.mqtt.device_id}/), and the retained {t}/state and {t}/availability")
+        print(
+            f"removed the Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/moodbox_{cfg.mqtt.device_id}/ "
+            f"(and {cfg.mqtt.discovery_prefix}/+/{cfg.mqtt.device_id}/), and the retained {t}/state and {t}/availability"
+        )
     else:
-        print(f"published {len(msgs)} Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/moodbox_{cfg.mqtt.device_id}/")
+        print(
+            f"published {len(msgs)} Home Assistant discovery configs under {cfg.mqtt.discovery_prefix}/+/moodbox_{cfg.mqtt.device_id}/"
+        )
     return EXIT_OK
 
 
@@ -185,7 +200,7 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from moodbox import bench
-    from moodbox.sources import SourceError
+    from moodbox.vision.sources import SourceError
 
     problem = _missing_path(args.source, "bench --source") if args.source else None
     if problem:
@@ -207,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--config", "-c", help="config file (default: /etc/moodbox/config.yaml if present, else built-in defaults)")
+        sp.add_argument(
+            "--config", "-c", help="config file (default: /etc/moodbox/config.yaml if present, else built-in defaults)"
+        )
 
     sp = sub.add_parser("run", help="the daemon")
     with_config(sp)
@@ -216,9 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="one JSON object per image")
     with_config(sp)
     sp = sub.add_parser("replay", help="the vision pipeline and smoother on a video file, image folder or camera")
-    sp.add_argument("source", metavar="SOURCE", help="a video file, a folder of images, a V4L2 index, picamera2 or an rtsp:// URL")
+    sp.add_argument(
+        "source", metavar="SOURCE", help="a video file, a folder of images, a V4L2 index, picamera2 or an rtsp:// URL"
+    )
     sp.add_argument("--json", action="store_true", help="one JSON object per processed frame")
-    sp.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None, help="pace files at their own rate (default: camera.realtime)")
+    sp.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pace files at their own rate (default: camera.realtime)",
+    )
     sp.add_argument("--folder-fps", type=float, help="image folders: frames per second (default: camera.folder_fps)")
     with_config(sp)
     sp = sub.add_parser("bench", help="per-stage latency, frames/s, memory and live CPU share")
@@ -275,15 +299,19 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_CONFIG
     # one-shot commands print their results; their INFO lines (model loaded, ...) are for the daemon's log
     _setup_logging(args.log_level or (cfg.logging.level if args.command == "run" else "WARNING"))
-    from moodbox.emotions import ModelError
+    from moodbox.vision.emotions import ModelError
 
     if args.command in ("analyze", "replay"):  # (the daemon and bench set their own)
-        from moodbox.faces import use_threads
+        from moodbox.vision.faces import use_threads
 
         use_threads(cfg.detection.threads)
 
     handlers: dict[str, Any] = {
-        "analyze": cmd_analyze, "replay": cmd_replay, "run": cmd_run, "bench": cmd_bench, "discovery": cmd_discovery,
+        "analyze": cmd_analyze,
+        "replay": cmd_replay,
+        "run": cmd_run,
+        "bench": cmd_bench,
+        "discovery": cmd_discovery,
     }
     try:
         return handlers[args.command](args, cfg)

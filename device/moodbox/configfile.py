@@ -13,6 +13,7 @@ import difflib
 import os
 import ssl
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,9 @@ def read_yaml(path: Path) -> Any:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(src, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); is this a config file?"]) from None
+        raise ConfigError(
+            src, [f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); is this a config file?"]
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:
@@ -187,26 +190,41 @@ def parse(data: Any, source: str = "config") -> Config:
     if bad_keys:
         raise ConfigError(source, [f"{_shown(k)}: section names are words, not {type(k).__name__}" for k in bad_keys])
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context={"labels": _model_labels(data)})
     except ValidationError as exc:
         raise ConfigError(source, _messages(exc)) from None
     except RecursionError:
         raise ConfigError(source, ["nested too deeply to check"]) from None
 
 
-def read_secret(env_name: str, credential: str, env: dict[str, str] | None = None) -> str | None:
+def _model_labels(data: dict[str, Any]) -> tuple[str, ...] | None:
+    """The labels in the configured model's metadata, which the strategies must cover (any model with
+    correct metadata can be dropped in); None where it cannot be read (check() reports the model then)."""
+    from moodbox.vision.emotions import DEFAULT_MODEL, ModelError, ModelMeta
+
+    model = data.get("model")
+    path = model.get("path") if isinstance(model, dict) else None
+    try:
+        return tuple(ModelMeta.load(Path(str(path or DEFAULT_MODEL)).with_suffix(".json")).labels)
+    except (ModelError, OSError, ValueError, TypeError):
+        return None
+
+
+def read_secret(env_name: str, credential: str, env: Mapping[str, str] | None = None) -> str | None:
     """A secret from ``$env_name``, else from the systemd credential ``credential`` (LoadCredential=)."""
-    env = os.environ if env is None else env
-    if env.get(env_name):
-        return env[env_name]
-    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if environ.get(env_name):
+        return environ[env_name]
+    cred_dir = environ.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         f = Path(cred_dir) / credential
         if f.is_file():
             try:
                 return f.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(str(f), [f"credential {credential}: cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
+                raise ConfigError(
+                    str(f), [f"credential {credential}: cannot read: {getattr(exc, 'strerror', None) or exc}"]
+                ) from None
     return None
 
 
@@ -236,7 +254,7 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> C
 
 def _model_problems(cfg: Config) -> list[str]:
     """The model loads in the interpreter with its metadata, exactly as the daemon will load it."""
-    from moodbox.emotions import EmotionClassifier, ModelError
+    from moodbox.vision.emotions import EmotionClassifier, ModelError
 
     try:
         EmotionClassifier(cfg.model.path, threads=cfg.model.threads)

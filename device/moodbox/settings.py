@@ -12,13 +12,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from moodbox.support.durable import set_aside, write_atomically
+
 log = logging.getLogger(__name__)
+
+
+def default_state_dir() -> Path:
+    """Where the owner's settings and the skip feedback live: systemd's StateDirectory on the Pi, else
+    the user's XDG state folder."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "moodbox"
+
 
 FILE_NAME = "settings.json"
 VERSION = 1
@@ -81,12 +92,8 @@ class SettingsStore:
         try:
             return _parse(json.loads(data.decode("utf-8")), defaults, moods)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            aside = self.path.with_name(FILE_NAME + ".corrupt")
+            aside = set_aside(self.path)
             log.error("%s: saved settings unreadable (%s); moved to %s, using the config's defaults", self.path, exc, aside.name)
-            try:
-                self.path.replace(aside)
-            except OSError:
-                pass
             return defaults
 
     def get(self) -> OwnerSettings:
@@ -114,31 +121,3 @@ class SettingsStore:
                 if not self._warned_write:
                     log.error("%s: cannot save the settings (%s): they will not survive a restart", self.path, exc)
                     self._warned_write = True
-
-
-def write_atomically(path: Path, data: str) -> None:
-    """Old or new content, never half of one, even across a power cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)

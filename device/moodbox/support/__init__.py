@@ -1,0 +1,1 @@
+"""Small helpers every part uses the same way: backoff, log-once-then-summarise, durable files."""

@@ -1,0 +1,86 @@
+"""One frame through the vision chain: faces -> emotions -> smoother.
+
+Shared by ``replay``, ``bench`` and the daemon so that all three measure and run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from moodbox.config import Config
+from moodbox.vision.emotions import EmotionClassifier, EmotionScores
+from moodbox.vision.faces import FaceDetector, to_gray
+from moodbox.vision.smoothing import FaceScores, SmoothedEmotion, Smoother
+from moodbox.vision.sources import Frame
+from moodbox.vision.tracking import FaceTracker
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    t: float
+    faces: list[EmotionScores]  # every face classified (up to detection.max_faces), largest first
+    smoothed: SmoothedEmotion  # .faces: how many faces are in view
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    detection: str = "full"  # how the faces were found: full | roi | still | idle
+
+    def as_dict(self, mood: str | None = None) -> dict[str, Any]:
+        return {
+            "t": round(self.t, 3),
+            "faces": [f.as_dict() for f in self.faces],
+            "emotion": self.smoothed.emotion,
+            "mood": mood,
+        }
+
+
+# A face whose best two emotions are closer than this is a near tie, which a box a few pixels off can
+# tip: the tracker then finds its box exactly in the next frame instead of keeping the last one.
+UNSURE_MARGIN = 0.15
+
+
+def _margin(scores: dict[str, float]) -> float:
+    top = sorted(scores.values())[-2:]
+    return top[-1] - top[0] if len(top) == 2 else 1.0
+
+
+class VisionPipeline:
+    def __init__(self, cfg: Config, classifier: EmotionClassifier | None = None) -> None:
+        self.detector = FaceDetector(cfg.detection)
+        self.tracker = FaceTracker(self.detector, cfg.detection)
+        self._last_scores: list[EmotionScores] = []
+        self.classifier = classifier or EmotionClassifier(cfg.model.path, threads=cfg.model.threads)
+        self.smoother = Smoother(self.classifier.labels, cfg.smoothing)
+        self.max_faces = cfg.detection.max_faces
+
+    def process(self, frame: Frame) -> FrameResult:
+        t0 = time.perf_counter()
+        gray = to_gray(frame.image)
+        found = self.tracker.detect(gray, frame.t)
+        faces = found.faces[: self.max_faces]
+        t1 = time.perf_counter()
+        if found.kind == "still":
+            scored = self._last_scores  # the same picture: the same answer
+        else:
+            scored = self.classifier.classify(gray, faces)
+            self._last_scores = scored
+            self.tracker.unsure([f.box for f in scored if _margin(f.scores) < UNSURE_MARGIN])
+        t2 = time.perf_counter()
+        smoothed = self.smoother.update(frame.t, [FaceScores(f.scores, f.box[2] * f.box[3]) for f in scored])
+        if len(found.faces) != smoothed.faces:  # more in view than classified (detection.max_faces)
+            smoothed = replace(smoothed, faces=len(found.faces))
+        t3 = time.perf_counter()
+        return FrameResult(
+            t=frame.t,
+            faces=scored,
+            smoothed=smoothed,
+            timings_ms={"detect": (t1 - t0) * 1e3, "classify": (t2 - t1) * 1e3, "smooth": (t3 - t2) * 1e3},
+            detection=found.kind,
+        )
+
+    def reset(self) -> None:
+        """Forget faces and emotions (after a privacy pause or a source change)."""
+        self.tracker.reset()
+        self.smoother.reset()
+        self._last_scores = []
