@@ -65,8 +65,12 @@ def test_replay_video_json_lines_realtime_on_and_off(hamilton_clip):
     lines = [json.loads(line) for line in fast.stdout.splitlines()]
     assert len(lines) > 250
     for obj in lines:
-        assert set(obj) == {"t", "faces", "emotion", "mood"}
+        assert set(obj) == {"t", "faces", "emotion", "smoothed", "mood"}
         assert isinstance(obj["t"], float) and isinstance(obj["faces"], list)
+        # the smoother's scores the stable emotion was chosen from (issue 26): anyone can see how clear it is
+        assert all(0.0 <= p <= 1.0 for p in obj["smoothed"].values())
+        if obj["emotion"]:
+            assert obj["emotion"] in obj["smoothed"]
         for f in obj["faces"]:
             assert set(f) == {"box", "emotion", "scores"}
     assert lines[-1]["t"] == pytest.approx(9.1, abs=0.3)

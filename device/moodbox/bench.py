@@ -1,8 +1,9 @@
 """``moodbox bench``: what the vision pipeline costs, measured on the real code with one thread.
 
 Reports per-stage p50/p95 latency and end-to-end frames/s over a file or folder processed as fast as
-possible; how often the faces found (and the largest face's emotion) agree with a plain full-resolution
-Haar pass; resident memory after warm-up; and, in live mode (frames paced as a camera at
+possible; what the listener hears (the stable emotion and the mood) against a full-scan reference
+(:mod:`moodbox.listening`: the figure the box is judged by); as a diagnostic, how often the faces found
+(and the largest face's emotion) agree with a plain full-resolution Haar pass; resident memory after warm-up; and, in live mode (frames paced as a camera at
 ``camera.fps`` delivers them), the CPU share with a face in view and with nobody in view.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from moodbox import listening
 from moodbox.config import Config
 from moodbox.vision.emotions import EmotionClassifier
 from moodbox.vision.faces import FaceDetector, iou, to_gray, use_threads
@@ -52,6 +54,7 @@ class BenchReport:
     stages: dict[str, dict[str, float]]
     rss_mb: float
     agreement: dict[str, float] = field(default_factory=dict)
+    listener: dict[str, Any] = field(default_factory=dict)
     live: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +66,7 @@ class BenchReport:
             "stages": self.stages,
             "rss_mb": round(self.rss_mb, 1),
             "agreement": self.agreement,
+            "listener": self.listener,
             "live": self.live,
         }
 
@@ -81,6 +85,8 @@ class BenchReport:
                 f"agreement with a full-resolution Haar pass: all faces {a['faces']:.1%}, largest face {a['largest_face']:.1%}, "
                 f"largest face's emotion {a['emotion']:.1%} of frames"
             )
+        if self.listener:
+            lines.append(listening.describe(self.listener))
         if self.live:
             lv = self.live
             lines.append(
@@ -249,6 +255,8 @@ def run(
     )
     if check_agreement:
         report.agreement = {k: round(v, 4) for k, v in agreement(cfg, frames, classifier).items()}
+        heard = listening.agreement(cfg, frames, classifier)
+        report.listener = {k: round(v, 4) if isinstance(v, float) else v for k, v in heard.items()}
     if live_seconds > 0:
         images = [f.image for f in frames]
         # An empty room as a camera sees it: a still wall with sensor noise that differs from frame to frame.

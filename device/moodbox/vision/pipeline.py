@@ -31,6 +31,7 @@ class FrameResult:
             "t": round(self.t, 3),
             "faces": [f.as_dict() for f in self.faces],
             "emotion": self.smoothed.emotion,
+            "smoothed": {k: round(v, 4) for k, v in self.smoothed.scores.items()},
             "mood": mood,
         }
 
