@@ -36,14 +36,10 @@ class FrameResult:
         }
 
 
-# A face whose best two emotions are closer than this is a near tie, which a box a few pixels off can
-# tip: the tracker then finds its box exactly in the next frame instead of keeping the last one.
-UNSURE_MARGIN = 0.15
-
-
-def _margin(scores: dict[str, float]) -> float:
-    top = sorted(scores.values())[-2:]
-    return top[-1] - top[0] if len(top) == 2 else 1.0
+# Faces whose boxes have not changed (the tracker holds a still head's box) are classified again at most
+# this often; in between their last scores stand. The music follows a 3 s smoothed emotion: five looks a
+# second keep what the listener hears (docs/performance.md) at half the inferences of a talking listener.
+RECLASSIFY_S = 0.2
 
 
 class VisionPipeline:
@@ -51,6 +47,8 @@ class VisionPipeline:
         self.detector = FaceDetector(cfg.detection)
         self.tracker = FaceTracker(self.detector, cfg.detection)
         self._last_scores: list[EmotionScores] = []
+        self._last_boxes: list[tuple[int, int, int, int]] = []
+        self._classified_t = -1e9
         self.classifier = classifier or EmotionClassifier(cfg.model.path, threads=cfg.model.threads)
         self.smoother = Smoother(self.classifier.labels, cfg.smoothing)
         self.max_faces = cfg.detection.max_faces
@@ -61,12 +59,16 @@ class VisionPipeline:
         found = self.tracker.detect(gray, frame.t)
         faces = found.faces[: self.max_faces]
         t1 = time.perf_counter()
-        if found.kind == "still":
-            scored = self._last_scores  # the same picture: the same answer
+        boxes = [f.box for f in faces]
+        if found.kind == "still" or (
+            boxes == self._last_boxes and frame.t - self._classified_t < RECLASSIFY_S and found.kind != "full"
+        ):
+            scored = self._last_scores  # the same picture, or the same held boxes a moment later: the same answer
         else:
             scored = self.classifier.classify(gray, faces)
             self._last_scores = scored
-            self.tracker.unsure([f.box for f in scored if _margin(f.scores) < UNSURE_MARGIN])
+            self._last_boxes = boxes
+            self._classified_t = frame.t
         t2 = time.perf_counter()
         smoothed = self.smoother.update(frame.t, [FaceScores(f.scores, f.box[2] * f.box[3]) for f in scored])
         if len(found.faces) != smoothed.faces:  # more in view than classified (detection.max_faces)
@@ -85,3 +87,5 @@ class VisionPipeline:
         self.tracker.reset()
         self.smoother.reset()
         self._last_scores = []
+        self._last_boxes = []
+        self._classified_t = -1e9

@@ -45,7 +45,6 @@ class _Track:
     patch: np.ndarray | None = field(default=None, compare=False, repr=False)  # ... the face there, shrunk ...
     verified: float = -1e9  # ... and when
     seen: int = 0  # searches in a row that found it: a face found once may be a flicker of the cascade
-    unsure: bool = False  # its emotion was a near tie: a pixel of box decides it, so it is searched for exactly
 
 
 def _patch(gray: np.ndarray, box: Box) -> np.ndarray:
@@ -99,11 +98,6 @@ class FaceTracker:
     @property
     def _faces(self) -> list[Face]:
         return [tr.face for tr in self._tracks]
-
-    def unsure(self, boxes: list[Box]) -> None:
-        """The faces at these boxes read as a near tie between two emotions: their next boxes must be the
-        full scan's own, not a held one a few pixels off (which can tip the tie the other way)."""
-        self._tracks = [replace(tr, unsure=tr.face.box in boxes) for tr in self._tracks]
 
     def _body(self, face: Face, w: int, h: int) -> Box:
         x, y, fw, fh = face.box
@@ -170,7 +164,7 @@ class FaceTracker:
         the last search (and that was less than ``verify_s`` ago). Haar's own box for a still head jitters
         by a few pixels from frame to frame as the face talks and blinks; searching again for that costs
         about a full scan's worth of cascade work around the face, for an answer this one matches."""
-        if tr.exact is None or tr.patch is None or tr.seen < 2 or tr.unsure or t - tr.verified >= self.s.verify_s:
+        if tr.exact is None or tr.patch is None or tr.seen < 2 or t - tr.verified >= self.s.verify_s:
             return None
         x, y, w, h = tr.exact.box
         if w < self.s.hold_min * self.detector.settings.min_face:  # the cascade's answer flickers near its limit
@@ -269,7 +263,7 @@ class FaceTracker:
             if all(iou(ex.face.box, o.face.box) < 0.5 for o in tracks):
                 tracks.append(self._stamp(gray, ex, t))
         self._extra = []
-        if lost and t - self._last_full >= self.s.empty_rescan_s:
+        if lost:
             self._tracks = tracks + lost  # (the full scan makes ghosts of the ones it does not find)
             return self._full(gray, t)  # it may have moved further than searched: look everywhere
         ghosts += [g for g in lost if g.seen >= 2]  # a face found once and then lost was a flicker

@@ -26,7 +26,8 @@ class Tuning:
     body_side: float = 1.0  # change this many face widths either side of a tracked face belongs to its person ...
     body_below: float = 4.0  # ... and this many face heights below it (shoulders, hands, a nodding head)
     changed_share: float = 0.3  # more of the frame than this changed (a cut, a moving camera): a full scan
-    empty_rescan_s: float = 0.0  # with nobody tracked, such full scans at most this often
+    empty_rescan_s: float = 0.2  # with nobody tracked, such full scans at most this often (a moving scene
+    # with nobody in it scanned in full every frame cost hand-held footage most of its time)
     narrow: bool = False  # search just around a face's last raw hits first (on real faces, whose hits spread
     # over 0.7-1.4 times their size, it saved little and often had to be followed by the wide search)
     verify_s: float = 0.4  # a face whose head has not moved keeps its box, searched for again this often
@@ -44,6 +45,7 @@ class Tuning:
                 idle_after_s=1e9,
                 idle_scan_s=d.idle_scan_s,
                 still_threshold=d.still_threshold,
+                empty_rescan_s=0.0,
                 **fixed,
             )
         return cls(
