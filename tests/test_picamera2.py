@@ -64,6 +64,10 @@ class FakePicamera2:
             raise RuntimeError("Camera frontend has timed out!")
         w, h = self.config["main"]["size"]
         self.frames += 1
+        if self.config["main"].get("format") == "YUV420":  # I420: Y (h rows), then U and V (h/2 rows)
+            out = np.full((h * 3 // 2, w), 128, np.uint8)
+            out[:h] = self.frames % 256
+            return out
         return np.full((h, w, 3), self.frames % 256, np.uint8)
 
     def stop(self) -> None:
@@ -106,14 +110,18 @@ def _first_frames(src, n: int, timeout_s: float) -> list:
     return got
 
 
-def test_picamera2_frames_are_the_configured_size_in_opencv_order(picam):
+def test_picamera2_is_asked_for_camera_fps_in_yuv420_and_frames_are_handed_on_grey(picam):
+    """Issue 26: Picamera2 ran its default 30 fps RGB888 while the box looks at camera.fps grey frames;
+    now it is asked for camera.fps and YUV420, and only the Y plane (the grey picture) is handed on."""
     statuses: list[str] = []
     src = open_source("picamera2", width=320, height=240, fps=20, on_status=statuses.append)
     frames = _first_frames(src, 3, scaled(5))
-    assert len(frames) == 3 and frames[0].image.shape == (240, 320, 3)
+    assert len(frames) == 3 and frames[0].image.shape == (240, 320) and frames[0].image.dtype == np.uint8
+    assert frames[0].image.flags["C_CONTIGUOUS"]
+    assert len({int(f.image[0, 0]) for f in frames}) == 3  # each frame's own Y plane, not its chroma (128)
     cam = picam.instances[0]
-    # "RGB888" is BGR in memory, which is what OpenCV and the model's preprocessing expect
-    assert cam.config["main"] == {"size": (320, 240), "format": "RGB888"}
+    assert cam.config["main"] == {"size": (320, 240), "format": "YUV420"}
+    assert cam.config["controls"] == {"FrameRate": 20.0}
     assert statuses[-1] == "ok"
     assert cam.closed, "closing the source releases the camera"
 

@@ -35,7 +35,7 @@ def open_source(
 
     if source == "picamera2":
         require_picamera2()
-        return live("picamera2", lambda: Picamera2Camera(width, height))
+        return live("picamera2", lambda: Picamera2Camera(width, height, fps))
     if re.fullmatch(r"\d+", source):
         index = int(source)
         return live(f"/dev/video{index}", lambda: OpenCVCamera(index, width, height))
