@@ -37,23 +37,13 @@ class Tuning:
 
     @classmethod
     def from_config(cls, d: DetectionConfig, **fixed: Any) -> Tuning:
+        shared = {"idle_scan_s": d.idle_scan_s, "still_threshold": d.still_threshold, **fixed}
         if not d.tracking:  # a full scan every frame
-            return cls(
-                rescan_s=0.0,
-                change_threshold=0.0,
-                full_scan_s=0.0,
-                idle_after_s=1e9,
-                idle_scan_s=d.idle_scan_s,
-                still_threshold=d.still_threshold,
-                empty_rescan_s=0.0,
-                **fixed,
-            )
+            return cls(rescan_s=0.0, change_threshold=0.0, full_scan_s=0.0, idle_after_s=1e9, empty_rescan_s=0.0, **shared)
         return cls(
             rescan_s=d.rescan_s,
             change_threshold=d.change_threshold,
             full_scan_s=d.full_scan_s,
             idle_after_s=d.idle_after_s,
-            idle_scan_s=d.idle_scan_s,
-            still_threshold=d.still_threshold,
-            **fixed,
+            **shared,
         )
