@@ -114,6 +114,7 @@ class Mpd(_Server):
             f'playlist_directory "{self.playlists}"\n'
             f'db_file "{d / "database"}"\n'
             f'state_file "{d / "state"}"\n'
+            f'sticker_file "{d / "sticker.sql"}"\n'
             f'bind_to_address "127.0.0.1"\n'
             f'port "{self.port}"\n'
             'auto_update "no"\n'

@@ -29,9 +29,12 @@ OTHER = [t("other/x.ogg", "Spoken")]
 class FakeLibrary:
     """Playlists by name and tracks with tags; counts the calls so tests can see what the DJ asked."""
 
-    def __init__(self, playlists: Mapping[str, list[Track]], tracks: list[Track]) -> None:
+    def __init__(
+        self, playlists: Mapping[str, list[Track]], tracks: list[Track], stickers: Mapping[str, dict[str, float]] | None = None
+    ) -> None:
         self.playlists = dict(playlists)
         self.tracks = tracks
+        self.stickers = dict(stickers or {})  # file -> moodbox_moods
         self.calls: Counter[str] = Counter()
 
     def playlist(self, name: str) -> list[Track]:
@@ -47,6 +50,10 @@ class FakeLibrary:
     def everything(self) -> list[Track]:
         self.calls["everything"] += 1
         return list(self.tracks)
+
+    def analysed(self) -> dict[str, dict[str, float]]:
+        self.calls["analysed"] += 1
+        return {f: dict(m) for f, m in self.stickers.items()}
 
 
 @pytest.fixture
@@ -175,3 +182,78 @@ def test_unreadable_skip_feedback_is_set_aside(tmp_path, caplog):
     assert store.skips("happy") == {}
     assert (tmp_path / "feedback.json.corrupt").read_bytes() == b'{"skips": {"happy": [1, 2'
     assert "unreadable skip feedback" in caplog.text
+
+
+# --- tracks heard by the library scan (MPD stickers) ---
+
+BRIGHT = [t(f"heard/bright{i}.ogg", "Pop") for i in range(2)]
+SLOW = [t(f"heard/slow{i}.ogg", "Pop") for i in range(2)]  # tagged Pop, heard as sad
+STICKERS = {
+    **{x.file: {"happy": 0.30, "sad": 0.05, "calm": 0.10} for x in BRIGHT},
+    **{x.file: {"happy": 0.04, "sad": 0.40, "calm": 0.20} for x in SLOW},
+}
+
+
+def heard_lib(**kw) -> FakeLibrary:
+    return FakeLibrary({}, BRIGHT + SLOW + POP[:1] + [t("blues/b.ogg", "Blues")], {**STICKERS, **kw})
+
+
+def test_analysed_tracks_play_for_the_mood_they_were_heard_in_and_their_genre_tag_no_longer_decides():
+    lib = heard_lib()
+    d = dj()
+    happy = {q.track.file for q in d.pick(lib, "happy", 20)}
+    sad = {q.track.file for q in d.pick(lib, "sad", 20)}
+    # happy: the bright tracks, and the one Pop track nobody analysed (its tag query is its fallback);
+    # never the slow tracks, although their genre tag says Pop
+    assert happy == {x.file for x in BRIGHT} | {POP[0].file}
+    assert sad == {x.file for x in SLOW} | {"blues/b.ogg"}
+    assert d.candidates(lib, "happy")[1] == "analysed 2 + query genre=Pop|Dance|Disco|Funk"
+
+
+def test_heard_tracks_are_preferred_three_to_one_over_unanalysed_tag_matches():
+    lib = heard_lib()
+    d = dj()
+    firsts = Counter(d.pick(lib, "happy", 1)[0].track.file for _ in range(3000))
+    share = (firsts[BRIGHT[0].file] + firsts[BRIGHT[1].file]) / 3000
+    assert 0.8 < share < 0.92, firsts  # weights 3, 3, 1: 6/7 = 0.857
+
+
+def test_the_owners_playlist_still_comes_first():
+    lib = FakeLibrary({"mood_happy": [POP[2]]}, BRIGHT + SLOW + POP, STICKERS)
+    assert {q.track.file for q in dj().pick(lib, "happy", 5)} == {POP[2].file}
+
+
+def test_a_library_without_stickers_warns_once_and_plays_by_tag_query(caplog):
+    from moodbox.music.dj import StickersUnavailable
+
+    class NoStickers(FakeLibrary):
+        def analysed(self) -> dict[str, dict[str, float]]:
+            raise StickersUnavailable("sticker database is disabled")
+
+    lib = NoStickers({}, POP + JAZZ)
+    d = dj()
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert {q.track.file for q in d.pick(lib, "happy", 10)} == {x.file for x in POP}
+    assert sum("keeps no stickers" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_stickers_are_read_once_a_minute_not_on_every_refill(monkeypatch):
+    import moodbox.music.dj as djmod
+
+    lib = heard_lib()
+    d = dj()
+    now = [1000.0]
+    monkeypatch.setattr(djmod.time, "monotonic", lambda: now[0])
+    for _ in range(5):
+        d.pick(lib, "happy", 3)
+    assert lib.calls["analysed"] == 1
+    now[0] += djmod.ANALYSED_TTL_S + 1
+    d.pick(lib, "happy", 3)
+    assert lib.calls["analysed"] == 2
+
+
+def test_a_mood_without_tag_weights_ignores_the_stickers():
+    lib = heard_lib()
+    d = dj(analysis={"moods": {"happy": None}})
+    assert {q.track.file for q in d.pick(lib, "happy", 20)} == {POP[0].file}  # by its tag query only

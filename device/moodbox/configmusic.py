@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from moodbox.configbase import EMOTIONS, _check_host, _Section
+from moodbox.music.analysis import DEFAULT_MOOD_TAGS
 
 
 class MpdConfig(_Section):
@@ -68,6 +69,44 @@ class PreferencesConfig(_Section):
     )
 
 
+class AnalysisConfig(_Section):
+    """How ``moodbox library scan`` hears the music, and how the DJ uses what it heard."""
+
+    moods: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {m: dict(t) for m, t in DEFAULT_MOOD_TAGS.items()},
+        description="Mood -> {tag: weight}: the tagger's tags (its labels, e.g. happy, Mellow, chillout, metal) a mood is heard in; merged over these defaults (null removes one). A change applies at the next scan, without decoding anything again",
+    )
+    fit: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="An analysed track plays for a mood when its score for that mood, relative to the library's average, is at least this share of its best mood's",
+    )
+    patches: int = Field(4, ge=1, le=20, description="3-second pieces heard per track, spread over it (more: slower, steadier)")
+    model: Path | None = Field(
+        None, description="The music tagger (.tflite with its .json beside it); null uses the shipped musicnn model"
+    )
+
+    @field_validator("moods", mode="before")
+    @classmethod
+    def _merge(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        merged = {**{m: dict(t) for m, t in DEFAULT_MOOD_TAGS.items()}, **v}
+        return {k: val for k, val in merged.items() if val is not None}
+
+    @field_validator("moods")
+    @classmethod
+    def _weights(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        bad = [f"{m}.{t}" for m, ws in v.items() for t, w in ws.items() if w < 0]
+        empty = [m for m, ws in v.items() if not any(w > 0 for w in ws.values())]
+        if bad:
+            raise ValueError(f"negative weight(s) for {', '.join(bad)}")
+        if empty:
+            raise ValueError(f"mood(s) {', '.join(empty)} have no tag with a positive weight (null removes a mood)")
+        return v
+
+
 class MusicConfig(_Section):
     mpd: MpdConfig = Field(default_factory=MpdConfig, description="The MPD server moodbox controls")
     auto_dj: bool = Field(True, description="At start, let the mood choose the music (Home Assistant can switch it)")
@@ -101,6 +140,13 @@ class MusicConfig(_Section):
     max_volume: int = Field(100, ge=0, le=100, description="Highest volume a command may set (percent)")
     skip_feedback_s: float = Field(
         30.0, ge=0, le=3600, description="A skip this soon after a track starts counts against that track for the mood"
+    )
+    library_dir: Path | None = Field(
+        None,
+        description="The music folder moodbox library scan reads (MPD's music_directory); null: ask MPD (over its local socket), else /var/lib/mpd/music",
+    )
+    analysis: AnalysisConfig = Field(
+        default_factory=AnalysisConfig, description="Tracks' moods heard from their sound by moodbox library scan"
     )
     state_dir: Path | None = Field(
         None,

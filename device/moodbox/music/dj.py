@@ -1,7 +1,10 @@
 """The DJ: which tracks to queue for a mood, from a small library interface, free of MPD.
 
-A mood's music comes from its first usable choice: its stored playlist, then its tag query; a mood
-with neither plays the fallback mood's music, and a fallback with nothing plays from the whole library.
+A mood's music comes from its first usable choice: the owner's stored playlist for it; else the tracks
+the library scan heard to fit the mood (``analysis.py``), together with the tracks nobody analysed yet
+that match the mood's tag query (a track that was analysed is judged by its sound, not its genre tag);
+a mood with none of these plays the fallback mood's music, and a fallback with nothing plays from the
+whole library.
 The owner's preferences and the skip feedback weigh every pick (``mood.choose``). Each problem with the
 owner's music (a missing playlist, a query that matches nothing) is logged once, not on every refill.
 """
@@ -10,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from moodbox.config import MusicConfig
+from moodbox.music.analysis import fitting
 from moodbox.music.feedback import FeedbackStore
 from moodbox.music.mood import MoodPlan, Preferences, Track, choose
 from moodbox.support.repeats import Repeats
@@ -24,6 +29,10 @@ log = logging.getLogger(__name__)
 
 class PlaylistUnavailable(Exception):
     """The library has no usable playlist of that name; the message says why."""
+
+
+class StickersUnavailable(Exception):
+    """The library keeps no stickers (MPD without a sticker_file); the message says why."""
 
 
 class Library(Protocol):
@@ -40,6 +49,14 @@ class Library(Protocol):
     def everything(self) -> list[Track]:
         """Every track in the library."""
         ...
+
+    def analysed(self) -> dict[str, dict[str, float]]:
+        """file -> its mood scores, for every track the library scan analysed (MPD's stickers); raises
+        StickersUnavailable when the library keeps none."""
+        ...
+
+
+ANALYSED_TTL_S = 60.0  # the scan runs at night; re-reading every sticker on each refill is waste
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,8 @@ class DJ:
         self.where = where  # names the library in messages ("MPD at host:port")
         self._warned = Repeats(log)  # each once, ever
         self._unplayable: set[str] = set()
+        # (when read, file -> mood scores, file -> track) of the analysed tracks
+        self._analysed: tuple[float, dict[str, dict[str, float]], dict[str, Track]] | None = None
 
     def _warn_once(self, key: str, msg: str, *args: object) -> None:
         if self._warned.occurred(key):
@@ -93,8 +112,28 @@ class DJ:
             self._unplayable.add(file)
             log.warning("%s cannot queue %r (%s); left out from now on", self.where, file, why)
 
+    def analysed(self, lib: Library) -> tuple[dict[str, dict[str, float]], dict[str, Track]]:
+        """The library's analysed tracks (their mood scores, and the tracks), re-read at most once a minute."""
+        now = time.monotonic()
+        if self._analysed is None or now - self._analysed[0] > ANALYSED_TTL_S:
+            try:
+                scores = lib.analysed()
+            except StickersUnavailable as exc:
+                self._warn_once(
+                    "stickers", "%s keeps no stickers (%s): moods heard by the library scan are not used", self.where, exc
+                )
+                scores = {}
+            tracks = {t.file: t for t in lib.everything() if t.file in scores} if scores else {}
+            self._analysed = (now, {f: m for f, m in scores.items() if f in tracks}, tracks)
+        return self._analysed[1], self._analysed[2]
+
     def candidates(self, lib: Library, mood: str) -> tuple[list[Track], str]:
-        """The mood's tracks from its first usable choice: playlist, then tag query."""
+        """The mood's tracks from its first usable choice, and where they came from."""
+        tracks, source, _ = self._candidates(lib, mood)
+        return tracks, source
+
+    def _candidates(self, lib: Library, mood: str) -> tuple[list[Track], str, frozenset[str]]:
+        """As ``candidates``, with the files heard to fit (the DJ prefers those)."""
         if mood in self.cfg.playlists:
             name = self.cfg.playlists[mood]
             try:
@@ -103,15 +142,19 @@ class DJ:
             except PlaylistUnavailable as exc:
                 tracks, why = [], f"cannot be used ({exc})"
             if tracks:
-                return tracks, f"playlist {name}"
+                return tracks, f"playlist {name}", frozenset()
             self._warn_once(f"pl:{mood}", "mood %s: playlist %r %s; trying its tag query", mood, name, why)
-        if mood in self.cfg.queries:
-            query = self.cfg.queries[mood]
-            tracks = self._usable(lib.find(query))
-            if tracks:
-                return tracks, query_label(query)
-            self._warn_once(f"q:{mood}", "mood %s: no track matches %s", mood, query_label(query))
-        return [], ""
+        scores, analysed = self.analysed(lib)
+        fits = fitting(scores, mood, self.cfg.analysis.fit) if mood in self.cfg.analysis.moods else []
+        heard = self._usable([analysed[f] for f in fits])
+        query = self.cfg.queries.get(mood)
+        unheard = self._usable([t for t in lib.find(query) if t.file not in scores]) if query is not None else []
+        if heard or unheard:
+            parts = ([f"analysed {len(heard)}"] if heard else []) + ([query_label(query)] if unheard and query else [])
+            return heard + unheard, " + ".join(parts), frozenset(t.file for t in heard)
+        if query is not None:
+            self._warn_once(f"q:{mood}", "mood %s: no analysed track fits it and no track matches %s", mood, query_label(query))
+        return [], "", frozenset()
 
     def _usable(self, tracks: Sequence[Track]) -> list[Track]:
         return [t for t in tracks if t.file and t.file not in self._unplayable]
@@ -119,8 +162,8 @@ class DJ:
     def pick(self, lib: Library, mood: str, count: int, avoid: Sequence[str] = ()) -> list[Queued]:
         """``count`` tracks for the mood; falls back to the fallback mood, then to the whole library."""
         skips = self.feedback.skips(mood) if self.feedback else {}
-        tracks, source = self.candidates(lib, mood)
-        picked = choose(tracks, count, self.prefs, skips, self.rng, avoid) if tracks else []
+        tracks, source, heard = self._candidates(lib, mood)
+        picked = choose(tracks, count, self.prefs, skips, self.rng, avoid, heard) if tracks else []
         if picked:
             return [Queued(t, mood, source) for t in picked]
         if tracks:

@@ -142,9 +142,9 @@ def allowed(track: Track, prefs: Preferences) -> bool:
     return True
 
 
-def weight(track: Track, prefs: Preferences, skips: int) -> float:
+def weight(track: Track, prefs: Preferences, skips: int, boost: float = 1.0) -> float:
     """Preferred artists/genres three times as likely; each skip for this mood halves the chance."""
-    w = 1.0
+    w = boost
     if prefs.prefer_artists and _has(track.artist, prefs.prefer_artists):
         w *= 3.0
     if prefs.prefer_genres and _has(track.genre, prefs.prefer_genres):
@@ -159,8 +159,10 @@ def choose(
     skips: Mapping[str, int],
     rng: random.Random,
     avoid: Sequence[str] = (),
+    boosted: frozenset[str] = frozenset(),
 ) -> list[Track]:
-    """A weighted shuffle of the allowed candidates, ``count`` long (repeating only when it must)."""
+    """A weighted shuffle of the allowed candidates, ``count`` long (repeating only when it must);
+    ``boosted`` files (heard to fit the mood) are three times as likely as the others."""
     pool = [t for t in candidates if allowed(t, prefs)]
     if not pool:
         return []
@@ -169,7 +171,11 @@ def choose(
     while len(out) < count:
         # Efraimidis-Spirakis: key = u ** (1 / w) gives a weighted order without replacement
         keyed = sorted(
-            fresh, key=lambda t: rng.random() ** (1.0 / max(weight(t, prefs, skips.get(t.file, 0)), 1e-6)), reverse=True
+            fresh,
+            key=lambda t: (
+                rng.random() ** (1.0 / max(weight(t, prefs, skips.get(t.file, 0), 3.0 if t.file in boosted else 1.0), 1e-6))
+            ),
+            reverse=True,
         )
         out.extend(keyed[: count - len(out)])
         fresh = pool

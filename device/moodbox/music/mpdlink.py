@@ -9,7 +9,8 @@ from collections.abc import Mapping
 import mpd
 
 from moodbox.config import MpdConfig
-from moodbox.music.dj import PlaylistUnavailable
+from moodbox.music.analysis import STICKER_MOODS, parse_sticker
+from moodbox.music.dj import PlaylistUnavailable, StickersUnavailable
 from moodbox.music.mood import Track
 from moodbox.support.repeats import Repeats
 
@@ -119,3 +120,22 @@ class MpdLibrary:
 
     def everything(self) -> list[Track]:
         return self._tracks(self.client.listallinfo())
+
+    def analysed(self) -> dict[str, dict[str, float]]:
+        return read_stickers(self.client, STICKER_MOODS)
+
+
+def read_stickers(client: mpd.MPDClient, name: str) -> dict[str, dict[str, float]]:
+    """file -> the JSON object in its sticker ``name``, for every song that has one (one command); a
+    value that is not such an object is left out. Raises StickersUnavailable when MPD keeps none."""
+    try:
+        found = client.sticker_find("song", "", name)
+    except mpd.CommandError as exc:
+        raise StickersUnavailable(str(exc)) from None
+    out = {}
+    for item in found:
+        file, sticker = item.get("file"), item.get("sticker", "")
+        value = parse_sticker(sticker.partition("=")[2]) if isinstance(sticker, str) else None
+        if isinstance(file, str) and value is not None:
+            out[file] = value
+    return out
