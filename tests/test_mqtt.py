@@ -36,6 +36,9 @@ STATE = {
     "privacy": "OFF",
     "fps": 10.0,
     "inference_ms": 1.2,
+    "tracks_analysed": 180,
+    "tracks_total": 200,
+    "last_scan": "2026-12-07T03:00:12+00:00",
     "volume": 50,
     "status": "ok",
     "song": None,
@@ -54,6 +57,9 @@ UNKNOWN = {
     "music": None,
     "fps": None,
     "inference_ms": None,
+    "tracks_analysed": None,
+    "tracks_total": None,
+    "last_scan": None,
     "volume": None,
 }
 
@@ -100,6 +106,9 @@ EXPECTED_ENTITIES = {
     "number/moodbox_testbox/volume",
     "sensor/moodbox_testbox/fps",
     "sensor/moodbox_testbox/inference_ms",
+    "sensor/moodbox_testbox/tracks_analysed",
+    "sensor/moodbox_testbox/tracks_total",
+    "sensor/moodbox_testbox/last_scan",
     "sensor/moodbox_testbox/status",
 }
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -169,8 +178,21 @@ def _render(template: str, state: dict) -> str:
 def test_templates_never_turn_unknown_into_a_value():
     """A null must reach Home Assistant as None (unknown) or make the entity unavailable, never 0 or 'none'."""
     by = {m.topic.split("/")[-2]: json.loads(m.payload) for m in discovery_messages(mqtt_cfg(1883), MOODS)}
-    for key in ("confidence", "volume", "fps", "inference_ms", "presence", "music"):
+    for key in (
+        "confidence",
+        "volume",
+        "fps",
+        "inference_ms",
+        "presence",
+        "music",
+        "tracks_analysed",
+        "tracks_total",
+        "last_scan",
+    ):
         assert _render(by[key]["value_template"], UNKNOWN) == "None", key
+    assert _render(by["tracks_analysed"]["value_template"], STATE) == "180"
+    assert _render(by["last_scan"]["value_template"], STATE) == "2026-12-07T03:00:12+00:00"
+    assert by["last_scan"]["device_class"] == "timestamp" and by["tracks_total"]["entity_category"] == "diagnostic"
     for key, field in (("emotion", "emotion"), ("mood", "mood")):  # enums: unavailable while null
         (extra,) = [a for a in by[key]["availability"] if "value_template" in a]
         assert by[key]["availability_mode"] == "all"

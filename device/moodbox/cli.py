@@ -215,6 +215,12 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def cmd_library(args: argparse.Namespace, cfg: Config) -> int:
+    from moodbox.library.command import scan  # the tagger is loaded by this command alone
+
+    return scan(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moodbox", description="Reads the room's mood from a camera and plays music to fit.")
     p.add_argument("--version", action="version", version=f"moodbox {__version__}")
@@ -254,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sp)
     sp = sub.add_parser("discovery", help="publish (or --remove) the Home Assistant discovery configs")
     sp.add_argument("--remove", action="store_true", help="clear the retained configs so no ghost entities remain")
+    with_config(sp)
+    sp = sub.add_parser("library", help="the music library: scan hears every track and stores its moods in MPD")
+    sp.add_argument("action", choices=["scan"], help="scan: analyse new and changed tracks (low priority; Ctrl-C resumes later)")
     with_config(sp)
     sp = sub.add_parser("check-config", help="validate a config file and print every error")
     sp.add_argument("file", metavar="FILE")
@@ -312,6 +321,7 @@ def _main(argv: list[str] | None) -> int:
         "run": cmd_run,
         "bench": cmd_bench,
         "discovery": cmd_discovery,
+        "library": cmd_library,
     }
     try:
         return handlers[args.command](args, cfg)

@@ -29,6 +29,7 @@ from moodbox.config import Config
 from moodbox.home import MqttBridge
 from moodbox.home.commands import Command, dispatch
 from moodbox.home.state import BoxState
+from moodbox.library.status import StatusWatch
 from moodbox.music.feedback import FeedbackStore
 from moodbox.music.mood import MoodIntent, MoodPolicy
 from moodbox.music.player import MpdPlayer
@@ -74,6 +75,7 @@ class Daemon:
         pipeline = VisionPipeline(cfg, classifier)
         self.labels = list(pipeline.classifier.labels)
         state_dir = cfg.music.state_dir or default_state_dir()
+        self.library = StatusWatch(state_dir)  # the nightly scan's figures
         self.settings = SettingsStore(state_dir, OwnerSettings(auto_dj=cfg.music.auto_dj), cfg.music.moods())
         saved = self.settings.get()
         self.intent = MoodIntent(MoodPolicy.from_config(cfg.music, self.labels), saved.auto_dj, saved.mood)
@@ -173,6 +175,7 @@ class Daemon:
         fps, ms = (None, None) if privacy else self._figures
         figures = self.shaper.diagnostics(fps, ms)
         settings = self.settings.get()
+        library = self.library.get()
         return BoxState(
             **room,
             mood=p.mood,
@@ -185,6 +188,9 @@ class Daemon:
             volume=p.volume,
             fps=figures["fps"],
             inference_ms=figures["inference_ms"],
+            tracks_analysed=library.analysed,
+            tracks_total=library.tracks,
+            last_scan=library.last_scan,
             status=status,
             ts=int(time.time()),
         )

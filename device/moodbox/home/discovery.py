@@ -87,6 +87,23 @@ def _unknown_if_null(expr: str, name: str) -> str:
     return f"{{{{ {expr} if value_json.{key(name)} is not none else None }}}}"
 
 
+def _diagnostic(state: str, field: str, name: str, icon: str, unit: str | None) -> tuple[str, str, dict[str, Any]]:
+    """A diagnostic sensor of one state field: a measurement with a unit, or (unit None) a timestamp."""
+    kind = {"unit_of_measurement": unit, "state_class": "measurement"} if unit else {"device_class": "timestamp"}
+    return (
+        "sensor",
+        field,
+        {
+            "name": name,
+            "icon": icon,
+            "state_topic": state,
+            **kind,
+            "entity_category": "diagnostic",
+            "value_template": _unknown_if_null(f"value_json.{field}", field),
+        },
+    )
+
+
 def entity_configs(
     cfg: MqttConfig, moods: list[str], emotions: list[str], max_volume: int = 100
 ) -> list[tuple[str, str, dict[str, Any]]]:
@@ -218,32 +235,11 @@ def entity_configs(
                 "mode": "slider",
             },
         ),
-        (
-            "sensor",
-            "fps",
-            {
-                "name": "Frames per second",
-                "icon": "mdi:camera-timer",
-                "state_topic": state,
-                "unit_of_measurement": "fps",
-                "state_class": "measurement",
-                "entity_category": "diagnostic",
-                "value_template": _unknown_if_null("value_json.fps", "fps"),
-            },
-        ),
-        (
-            "sensor",
-            "inference_ms",
-            {
-                "name": "Inference time",
-                "icon": "mdi:timer-outline",
-                "state_topic": state,
-                "unit_of_measurement": "ms",
-                "state_class": "measurement",
-                "entity_category": "diagnostic",
-                "value_template": _unknown_if_null("value_json.inference_ms", "inference_ms"),
-            },
-        ),
+        _diagnostic(state, "fps", "Frames per second", "mdi:camera-timer", "fps"),
+        _diagnostic(state, "inference_ms", "Inference time", "mdi:timer-outline", "ms"),
+        _diagnostic(state, "tracks_analysed", "Tracks analysed", "mdi:music-box-multiple", "tracks"),
+        _diagnostic(state, "tracks_total", "Tracks in the library", "mdi:music-box-multiple-outline", "tracks"),
+        _diagnostic(state, "last_scan", "Last music scan", "mdi:music-note-eighth", None),
         (
             "sensor",
             "status",

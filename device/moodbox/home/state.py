@@ -33,6 +33,9 @@ class BoxState:
     volume: int | None = None  # MPD's volume; None until MPD reported it
     fps: float | None = None  # frames processed per second (at most once a minute)
     inference_ms: float | None = None  # the emotion model's time per face
+    tracks_analysed: int | None = None  # tracks the last library scan heard; None: never scanned
+    tracks_total: int | None = None  # tracks in the library at that scan
+    last_scan: str | None = None  # when it finished (ISO 8601, UTC)
     status: str = "starting"  # ok, privacy, what is wrong
     ts: int = 0  # when this state was built (seconds since the epoch); not a change by itself
 
