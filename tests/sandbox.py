@@ -21,7 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-UNIT = Path(__file__).resolve().parents[1] / "systemd" / "moodbox.service"
+# MOODBOX_SANDBOX_UNIT names another unit of systemd/ (moodbox-library-scan.service)
+UNIT = Path(__file__).resolve().parents[1] / "systemd" / os.environ.get("MOODBOX_SANDBOX_UNIT", "moodbox.service")
 PR_SET_NO_NEW_PRIVS, PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 38, 65, 1
 SCMP_ACT_ALLOW = 0x7FFF0000
 

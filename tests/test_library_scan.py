@@ -267,3 +267,22 @@ def test_the_daemon_shows_the_last_scan_and_unknown_before_any(tmp_path):
     (tmp_path / "library.json").write_text("{torn")
     os.utime(tmp_path / "library.json", (1, 1))
     assert watch.get(now=40) == LibraryStatus(None, None, None)
+
+
+def test_the_taggers_numpy_front_end_gives_musicnns_frames():
+    """The device's log-mel of a piece (frames without padding) equals the interior frames of the
+    reference recipe over the whole track (the metadata's centred, reflect-padded STFT)."""
+    from tests.test_musicnn_export import numpy_logmel
+
+    tagger = Tagger()
+    meta = json.loads(tagger.model_path.with_suffix(".json").read_text())
+    rng = np.random.default_rng(0)
+    track = (0.1 * rng.standard_normal(16000 * 6)).astype(np.float32)
+    reference = numpy_logmel(track, meta)
+    hop, n_fft = meta["hop_length"], meta["n_fft"]
+    start = 10 * hop - n_fft // 2  # its first frame is centred on the reference's frame 10
+    from moodbox.library.tagger import log_mel
+
+    mine = log_mel(track[start : start + tagger.meta.patch_samples], tagger.meta)
+    assert mine.shape == (187, 96)
+    np.testing.assert_allclose(mine, reference[10 : 10 + 187], atol=1e-3)

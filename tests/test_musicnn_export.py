@@ -27,10 +27,13 @@ def meta() -> dict:
     return json.loads(META.read_text())
 
 
-def interpreter(num_threads: int | None = 1):
-    from ai_edge_litert.interpreter import Interpreter
+def interpreter(num_threads: int | None = 1, xnnpack: bool = True):
+    """LiteRT with its default XNNPACK delegate, or (xnnpack False) with its own kernels alone, as
+    moodbox library scan runs it (moodbox.library.tagger says why)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_path=str(TFLITE), num_threads=num_threads)
+    kind = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = Interpreter(model_path=str(TFLITE), num_threads=num_threads, experimental_op_resolver_type=kind)
     it.allocate_tensors()
     return it
 
@@ -147,13 +150,14 @@ def original():
     graph.close()
 
 
+@pytest.mark.parametrize("xnnpack", [True, False], ids=["xnnpack", "builtin-kernels"])
 @pytest.mark.parametrize("kind", PIECES)
-def test_litert_model_agrees_with_the_original_graph_within_0_01_on_every_tag(original, kind):
+def test_litert_model_agrees_with_the_original_graph_within_0_01_on_every_tag(original, kind, xnnpack):
     # other audio than the export measured on (another seed, longer, patches overlapping by half)
     batch = patches(logmel(synth_piece(kind, seconds=12.0, seed=7)), hop=93)
     assert len(batch) == 7
     want = original(batch)
-    it = interpreter(num_threads=1)
+    it = interpreter(num_threads=1, xnnpack=xnnpack)
     got = np.stack([tags(it, p) for p in batch])
     assert np.all(np.isfinite(want)) and want.shape == got.shape == (len(batch), 50)
     diff = np.abs(got - want).max(axis=0)

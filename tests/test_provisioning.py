@@ -37,17 +37,36 @@ def test_unit_has_the_promised_settings():
         assert line in unit, line
 
 
-def test_systemd_analyze_verify_is_clean(tmp_path):
+@pytest.mark.parametrize("name", ["moodbox.service", "moodbox-library-scan.service", "moodbox-library-scan.timer"])
+def test_systemd_analyze_verify_is_clean(tmp_path, name):
     exe = shutil.which("systemd-analyze")
     if exe is None:
         pytest.skip("systemd-analyze is not installed")
     moodbox = BIN / "moodbox"
-    unit = (ROOT / "systemd" / "moodbox.service").read_text().replace("/opt/moodbox/venv/bin/moodbox", str(moodbox))
-    path = tmp_path / "moodbox.service"
-    path.write_text(unit)
-    proc = subprocess.run([exe, "verify", str(path)], capture_output=True, text=True)
-    problems = [l for l in (proc.stdout + proc.stderr).splitlines() if "moodbox.service" in l]
+    for unit_name in {name, name.replace(".timer", ".service")}:  # a timer is verified with its service
+        unit = (ROOT / "systemd" / unit_name).read_text().replace("/opt/moodbox/venv/bin/moodbox", str(moodbox))
+        (tmp_path / unit_name).write_text(unit)
+    proc = subprocess.run([exe, "verify", str(tmp_path / name)], capture_output=True, text=True)
+    problems = [l for l in (proc.stdout + proc.stderr).splitlines() if "moodbox" in l]
     assert proc.returncode == 0 and not problems, proc.stdout + proc.stderr
+
+
+def test_library_scan_unit_runs_nightly_at_low_priority_as_the_moodbox_user():
+    service = (ROOT / "systemd" / "moodbox-library-scan.service").read_text()
+    timer = (ROOT / "systemd" / "moodbox-library-scan.timer").read_text()
+    for line in (
+        "Type=oneshot",
+        "Nice=10",
+        "IOSchedulingClass=idle",
+        "User=moodbox",
+        "StateDirectory=moodbox",
+        "ProtectSystem=strict",
+    ):
+        assert line in service, line
+    assert "moodbox library scan --config /etc/moodbox/config.yaml" in service
+    assert "OnCalendar=*-*-* 03:30" in timer and "Persistent=true" in timer
+    tasks = (ROOT / "ansible" / "roles" / "moodbox" / "tasks" / "main.yml").read_text()
+    assert "moodbox-library-scan.timer" in tasks and "- ffmpeg" in tasks
 
 
 def test_role_requirements_match_pyproject():
@@ -169,14 +188,15 @@ def _sandbox() -> list[str]:
     return [sys.executable, str(ROOT / "tests" / "sandbox.py")]
 
 
-def test_unit_security_exposure_at_most_1_5(tmp_path):
+@pytest.mark.parametrize("name", ["moodbox.service", "moodbox-library-scan.service"])
+def test_unit_security_exposure_at_most_1_5(tmp_path, name):
     exe = shutil.which("systemd-analyze")
     if exe is None:
         pytest.skip("systemd-analyze is not installed")
-    path = tmp_path / "moodbox.service"
-    path.write_text((ROOT / "systemd" / "moodbox.service").read_text())
+    path = tmp_path / name
+    path.write_text((ROOT / "systemd" / name).read_text())
     proc = subprocess.run([exe, "security", "--offline=true", str(path)], capture_output=True, text=True)
-    m = re.search(r"Overall exposure level for moodbox.service: (\d+\.\d+)", proc.stdout + proc.stderr)
+    m = re.search(rf"Overall exposure level for {name}: (\d+\.\d+)", proc.stdout + proc.stderr)
     assert m, proc.stdout + proc.stderr
     assert float(m.group(1)) <= 1.5, proc.stdout
 
@@ -210,6 +230,32 @@ def test_litert_with_xnnpack_works_inside_the_unit_sandbox(astronaut_png):
     assert proc.returncode == 0, proc.stderr
     assert ", XNNPACK delegate" in proc.stderr, "XNNPACK was not used: " + proc.stderr
     assert '"emotion": "happy"' in proc.stdout
+
+
+def test_library_scan_works_inside_its_unit_sandbox(tmp_path):
+    """ffmpeg and LiteRT under the scan unit's system-call filter and MemoryDenyWriteExecute."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed: scripts/setup installs it")
+    from devtools.servers import Mpd, make_library
+
+    music, playlists = make_library(tmp_path / "lib", [{"file": f"t{i}.ogg", "genre": "Pop"} for i in range(2)], seconds=4.0)
+    cfg = tmp_path / "moodbox.yaml"
+    with Mpd(tmp_path / "mpd", music, playlists) as server:
+        music_cfg = {
+            "mpd": {"host": "127.0.0.1", "port": server.port},
+            "library_dir": str(music),
+            "state_dir": str(tmp_path / "state"),
+        }
+        cfg.write_text(yaml.safe_dump({"music": music_cfg}))
+        proc = subprocess.run(
+            [*_sandbox(), str(BIN / "moodbox"), "library", "scan", "--config", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "MOODBOX_SANDBOX_UNIT": "moodbox-library-scan.service"},
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 heard now" in proc.stdout and "Traceback" not in proc.stderr
 
 
 # --- the role's secrets and listeners (issue 15 item 9) ------------------------------------------------
