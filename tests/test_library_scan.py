@@ -286,3 +286,27 @@ def test_the_taggers_numpy_front_end_gives_musicnns_frames():
     mine = log_mel(track[start : start + tagger.meta.patch_samples], tagger.meta)
     assert mine.shape == (187, 96)
     np.testing.assert_allclose(mine, reference[10 : 10 + 187], atol=1e-3)
+
+
+def test_the_progress_bar_shows_on_a_terminal_only_and_log_lines_start_clean():
+    import io
+    import logging
+
+    from moodbox.library.command import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    bar = Progress(term)
+    bar(3, 10, "a/b.flac")
+    assert term.getvalue().endswith("[#########.....................] 3/10 a/b.flac")
+    bar.filter(logging.LogRecord("x", logging.WARNING, "", 0, "broken", None, None))
+    assert term.getvalue().endswith("\r\033[K")  # the bar is wiped before the warning is written
+    bar(10, 10, "")
+    assert term.getvalue().endswith("\r\033[K")  # and at the end, for the summary
+
+    pipe = io.StringIO()  # the nightly timer's journal: no bar at all
+    Progress(pipe)(3, 10, "a/b.flac")
+    assert pipe.getvalue() == ""

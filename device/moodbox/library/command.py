@@ -9,6 +9,7 @@ from there).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -34,6 +35,13 @@ class Progress:
         self.on = out.isatty()
         self.at = 0
         self._drawn = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """A log line (a file that does not decode) starts on a clean line, not after the bar."""
+        if self.on and self._drawn:
+            self.out.write("\r\033[K")
+            self._drawn = 0.0
+        return True
 
     def __call__(self, i: int, n: int, file: str) -> None:
         self.at = i
@@ -99,6 +107,8 @@ def scan(cfg: Config) -> int:
         print(f"error: cannot reach MPD at {mpd_at}: {exc}", file=sys.stderr)
         return EXIT_INPUT
     progress = Progress()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(progress)
     try:
         update_database(client)
         folder = library_dir(cfg.music, client)
