@@ -310,3 +310,21 @@ def test_the_progress_bar_shows_on_a_terminal_only_and_log_lines_start_clean():
     pipe = io.StringIO()  # the nightly timer's journal: no bar at all
     Progress(pipe)(3, 10, "a/b.flac")
     assert pipe.getvalue() == ""
+
+
+def test_mpd_lost_mid_scan_is_one_line_and_what_was_heard_is_kept(tmp_path, lib):
+    cfg = config(tmp_path, lib)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moodbox", "library", "scan", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: len(stickers(lib, "moodbox_file")) >= 1, timeout=120, what="a track heard")
+    lib.kill()
+    out, err = proc.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, (proc.returncode, err)
+    assert f"lost MPD at 127.0.0.1:{lib.port}" in lines[0] and "kept" in lines[0]
+    lib.start()  # the same database and sticker file
+    assert len(stickers(lib, "moodbox_file")) >= 1
