@@ -36,9 +36,6 @@ STATE = {
     "privacy": "OFF",
     "fps": 10.0,
     "inference_ms": 1.2,
-    "tracks_analysed": 180,
-    "tracks_total": 200,
-    "last_scan": "2026-12-07T03:00:12+00:00",
     "volume": 50,
     "status": "ok",
     "song": None,
@@ -57,9 +54,6 @@ UNKNOWN = {
     "music": None,
     "fps": None,
     "inference_ms": None,
-    "tracks_analysed": None,
-    "tracks_total": None,
-    "last_scan": None,
     "volume": None,
 }
 
@@ -167,7 +161,8 @@ def test_removal_clears_old_and_new_configs_then_state_and_availability():
     assert "homeassistant/sensor/testbox/emotion/config" in topics  # the ids before the moodbox_ prefix
     assert not {f"{T}/state", f"{T}/availability"} & topics  # those go only after HA dropped the entities
     late = state_removal_messages(cfg)
-    assert {m.topic for m in late} == {f"{T}/state", f"{T}/availability"} and all(m.payload == "" and m.retain for m in late)
+    assert {m.topic for m in late} == {f"{T}/state", f"{T}/library", f"{T}/availability"}
+    assert all(m.payload == "" and m.retain for m in late)
 
 
 def _render(template: str, state: dict) -> str:
@@ -185,14 +180,14 @@ def test_templates_never_turn_unknown_into_a_value():
         "inference_ms",
         "presence",
         "music",
-        "tracks_analysed",
-        "tracks_total",
-        "last_scan",
     ):
         assert _render(by[key]["value_template"], UNKNOWN) == "None", key
-    assert _render(by["tracks_analysed"]["value_template"], STATE) == "180"
-    assert _render(by["last_scan"]["value_template"], STATE) == "2026-12-07T03:00:12+00:00"
+    # the library's figures come on their own topic, only once a scan is known (never null there)
+    library = {"tracks_analysed": 180, "tracks_total": 200, "last_scan": "2026-12-07T03:00:12+00:00"}
+    assert _render(by["tracks_analysed"]["value_template"], library) == "180"
+    assert _render(by["last_scan"]["value_template"], library) == "2026-12-07T03:00:12+00:00"
     assert by["last_scan"]["device_class"] == "timestamp" and by["tracks_total"]["entity_category"] == "diagnostic"
+    assert {by[k]["state_topic"] for k in library} == {f"{T}/library"}
     for key, field in (("emotion", "emotion"), ("mood", "mood")):  # enums: unavailable while null
         (extra,) = [a for a in by[key]["availability"] if "value_template" in a]
         assert by[key]["availability_mode"] == "all"
@@ -599,12 +594,14 @@ def test_discovery_command_announces_the_configured_models_labels(broker, tmp_pa
 def test_templates_read_only_fields_of_the_published_state():
     import re as _re
 
-    from moodbox.home.state import KEYS
+    from moodbox.home.state import KEYS, LIBRARY_KEYS
 
-    read = set()
+    read, library = set(), set()
     for m in discovery_messages(mqtt_cfg(1883), MOODS):
-        read |= set(_re.findall(r"value_json\.(\w+)", m.payload))
+        fields = set(_re.findall(r"value_json\.(\w+)", m.payload))
+        (library if json.loads(m.payload).get("state_topic") == f"{T}/library" else read).update(fields)
     assert read and read <= KEYS, read - KEYS
+    assert library == LIBRARY_KEYS
 
 
 def test_every_command_in_the_table_has_its_entity_and_no_other_entity_sends_one():
@@ -641,3 +638,26 @@ def test_the_state_json_is_the_dataclass_with_its_null_rules():
     assert data["volume"] is None and data["music"] is None and data["fps"] is None  # unknown is null, never 0
     assert BoxState.from_json(data) == s
     assert BoxState(ts=1).content() == BoxState(ts=2).content()  # the timestamp alone is no change
+
+
+def test_library_figures_are_retained_on_their_own_topic_only_once_a_scan_is_known(broker, bridge_factory):
+    """Home Assistant 2024.3 warns on every state message whose timestamp sensor renders null: the scan's
+    figures are not in the state, and nothing is sent before the first scan."""
+    from moodbox.home.state import LibraryState
+
+    rec = Recorder(broker.port)
+    b = bridge_factory(mqtt_cfg(broker.port), snapshot=lambda: dict(STATE))
+    wait_for(lambda: rec.last(f"{T}/state"), what="state")
+    b.publish_library(None)
+    time.sleep(0.3)
+    assert rec.on(f"{T}/library") == [] and "last_scan" not in json.loads(rec.last(f"{T}/state") or b"{}")
+    figures = LibraryState(180, 200, "2026-12-07T03:00:12+00:00")
+    b.publish_library(figures)
+    b.publish_library(figures)  # unchanged: not sent again
+    got = wait_for(lambda: rec.on(f"{T}/library"), what="the library figures")
+    time.sleep(0.3)
+    assert [json.loads(p) for p in rec.on(f"{T}/library")] == [
+        {"tracks_analysed": 180, "tracks_total": 200, "last_scan": "2026-12-07T03:00:12+00:00"}
+    ], got
+    late = Recorder(broker.port, [f"{T}/library"])  # retained: Home Assistant restarting gets it too
+    wait_for(lambda: late.last(f"{T}/library"), what="the retained figures")

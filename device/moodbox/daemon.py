@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from moodbox.config import Config
 from moodbox.home import MqttBridge
 from moodbox.home.commands import Command, dispatch
-from moodbox.home.state import BoxState
+from moodbox.home.state import BoxState, LibraryState
 from moodbox.library.status import StatusWatch
 from moodbox.music.feedback import FeedbackStore
 from moodbox.music.mood import MoodIntent, MoodPolicy
@@ -175,7 +175,6 @@ class Daemon:
         fps, ms = (None, None) if privacy else self._figures
         figures = self.shaper.diagnostics(fps, ms)
         settings = self.settings.get()
-        library = self.library.get()
         return BoxState(
             **room,
             mood=p.mood,
@@ -188,12 +187,16 @@ class Daemon:
             volume=p.volume,
             fps=figures["fps"],
             inference_ms=figures["inference_ms"],
-            tracks_analysed=library.analysed,
-            tracks_total=library.tracks,
-            last_scan=library.last_scan,
             status=status,
             ts=int(time.time()),
         )
+
+    def library_state(self) -> LibraryState | None:
+        """The last library scan's figures; None before any scan (nothing is published then)."""
+        lib = self.library.get()
+        if lib.analysed is None or lib.tracks is None or lib.last_scan is None:
+            return None
+        return LibraryState(lib.analysed, lib.tracks, lib.last_scan)
 
     def snapshot(self) -> dict:
         """The state as JSON (docs/home-assistant.md), for the status line and tests."""
@@ -202,6 +205,7 @@ class Daemon:
     def _publish(self, force: bool = False) -> None:
         if self.bridge is not None:
             self.bridge.publish_state(self.state(), force=force)
+            self.bridge.publish_library(self.library_state())
 
     # --- the loop ---
 
@@ -285,6 +289,7 @@ class Daemon:
         self.player.wait_reported(FIRST_STATE_WAIT_S)
         if self.bridge is not None:
             self.bridge.publish_state(self.state())
+            self.bridge.publish_library(self.library_state())
             self.bridge.start()
         self.watcher.start()
 

@@ -28,7 +28,7 @@ from moodbox.config import MqttConfig
 from moodbox.home.client import AUTH_HINT, describe_connect_failure, is_auth_refusal, make_client
 from moodbox.home.commands import Command, CommandGate, parse_command
 from moodbox.home.discovery import base_topic, discovery_messages, legacy_removal_messages
-from moodbox.home.state import BoxState
+from moodbox.home.state import BoxState, LibraryState
 from moodbox.support.backoff import Backoff
 from moodbox.support.repeats import Repeats
 
@@ -66,6 +66,7 @@ class MqttBridge:
         self._latest: BoxState | None = None  # the last one given
         self._last_sent = 0.0
         self._pending: BoxState | None = None
+        self._library: LibraryState | None = None  # the last library figures given (None: no scan known)
         self._discovery_at: float | None = None  # when the discovery configs are due (None: not due)
         self._last_discovery = -1e9
         self._stop = threading.Event()
@@ -136,6 +137,15 @@ class MqttBridge:
             self._last_sent = now
         if self.connected.is_set():
             self.client.publish(f"{self.topic}/state", state.payload(), qos=0, retain=True)
+
+    def publish_library(self, library: LibraryState | None) -> None:
+        """The library scan's figures (retained), when they change; None after figures clears them."""
+        with self._lock:
+            if library == self._library:
+                return
+            self._library = library
+        if self.connected.is_set():
+            self.client.publish(f"{self.topic}/library", library.payload() if library else "", qos=1, retain=True)
 
     def _current(self) -> BoxState | None:
         """The newest state the daemon handed over (sent or still waiting for its interval)."""
@@ -222,6 +232,10 @@ class MqttBridge:
         self.connected.set()
         if snap is not None:
             self.publish_state(snap, force=True)
+        with self._lock:
+            library = self._library
+        if library is not None:  # a broker without persistence forgot it
+            client.publish(f"{self.topic}/library", library.payload(), qos=1, retain=True)
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         was = self.connected.is_set()

@@ -19,7 +19,7 @@ from typing import Any
 from moodbox import __version__
 from moodbox.config import EMOTIONS, MqttConfig
 from moodbox.home.commands import command_topic
-from moodbox.home.state import key
+from moodbox.home.state import LIBRARY_KEYS, key
 
 ORIGIN = {"name": "moodbox", "sw_version": __version__, "support_url": "https://github.com/moodbox/moodbox"}
 # Before discovery 2 the device identifier and unique ids were the bare device id; their retained
@@ -87,19 +87,25 @@ def _unknown_if_null(expr: str, name: str) -> str:
     return f"{{{{ {expr} if value_json.{key(name)} is not none else None }}}}"
 
 
-def _diagnostic(state: str, field: str, name: str, icon: str, unit: str | None) -> tuple[str, str, dict[str, Any]]:
-    """A diagnostic sensor of one state field: a measurement with a unit, or (unit None) a timestamp."""
+def _diagnostic(topic: str, field: str, name: str, icon: str, unit: str | None) -> tuple[str, str, dict[str, Any]]:
+    """A diagnostic sensor of one field: of the state (null: unknown), or of the library topic (whose
+    fields are never null: it is sent only once a scan is known); a measurement with a unit, or (unit
+    None) a timestamp."""
     kind = {"unit_of_measurement": unit, "state_class": "measurement"} if unit else {"device_class": "timestamp"}
+    if topic.endswith("/library"):
+        template = f"{{{{ value_json.{key(field, LIBRARY_KEYS)} }}}}"
+    else:
+        template = _unknown_if_null(f"value_json.{field}", field)
     return (
         "sensor",
         field,
         {
             "name": name,
             "icon": icon,
-            "state_topic": state,
+            "state_topic": topic,
             **kind,
             "entity_category": "diagnostic",
-            "value_template": _unknown_if_null(f"value_json.{field}", field),
+            "value_template": template,
         },
     )
 
@@ -110,6 +116,7 @@ def entity_configs(
     """(component, object id, config without the common keys) for every entity of the box."""
     t = base_topic(cfg)
     state = f"{t}/state"
+    library = f"{t}/library"  # the last library scan's figures (LibraryState)
     switch = {"state_topic": state, "payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF"}
     return [
         (
@@ -237,9 +244,9 @@ def entity_configs(
         ),
         _diagnostic(state, "fps", "Frames per second", "mdi:camera-timer", "fps"),
         _diagnostic(state, "inference_ms", "Inference time", "mdi:timer-outline", "ms"),
-        _diagnostic(state, "tracks_analysed", "Tracks analysed", "mdi:music-box-multiple", "tracks"),
-        _diagnostic(state, "tracks_total", "Tracks in the library", "mdi:music-box-multiple-outline", "tracks"),
-        _diagnostic(state, "last_scan", "Last music scan", "mdi:music-note-eighth", None),
+        _diagnostic(library, "tracks_analysed", "Tracks analysed", "mdi:music-box-multiple", "tracks"),
+        _diagnostic(library, "tracks_total", "Tracks in the library", "mdi:music-box-multiple-outline", "tracks"),
+        _diagnostic(library, "last_scan", "Last music scan", "mdi:music-note-eighth", None),
         (
             "sensor",
             "status",
@@ -302,4 +309,4 @@ def removal_messages(cfg: MqttConfig, moods: list[str]) -> list[Message]:
 def state_removal_messages(cfg: MqttConfig) -> list[Message]:
     """Empty retained payloads on the box's state and availability: the broker forgets the box."""
     t = base_topic(cfg)
-    return [Message(f"{t}/state", "", True), Message(f"{t}/availability", "", True)]
+    return [Message(f"{t}/state", "", True), Message(f"{t}/library", "", True), Message(f"{t}/availability", "", True)]
