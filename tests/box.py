@@ -48,9 +48,10 @@ class Box:
         self.broker = Mosquitto(tmp / "mq")
         self.mpd.start()
         self.broker.start()
+        self.state_dir = tmp / "state"
         cfg = {
             "camera": {"source": str(source), "realtime": True, "loop": True, "folder_fps": 10, "retry_s": 0.5, **(camera or {})},
-            "music": {"mpd": {"host": "127.0.0.1", "port": self.mpd.port}, "state_dir": str(tmp / "state"), "crossfade_s": 0},
+            "music": {"mpd": {"host": "127.0.0.1", "port": self.mpd.port}, "state_dir": str(self.state_dir), "crossfade_s": 0},
             "mqtt": {"host": "127.0.0.1", "port": self.broker.port, "device_id": "boxtest", "state_min_interval_s": 0.2},
         }
         self.cfg_path = tmp / "moodbox.yaml"

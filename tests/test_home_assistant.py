@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from devtools.servers import free_port, make_library, write_m3u
+from moodbox.library import status as library_status
 from tests.box import Box
 from tests.conftest import ROOT, SHARED
 from tests.mqtt_helpers import Recorder
@@ -60,7 +61,19 @@ ENTITIES = {
     "number.boxtest_volume",
     "sensor.boxtest_fps",
     "sensor.boxtest_inference_ms",
+    "sensor.boxtest_tracks_analysed",
+    "sensor.boxtest_tracks_total",
+    "sensor.boxtest_last_scan",
     "sensor.boxtest_status",
+}
+# The library scan's diagnostic sensors, and the figures the test's scan leaves in library.json: Home
+# Assistant shows a timestamp sensor's state as ISO 8601 in UTC.
+LIBRARY = ("sensor.boxtest_tracks_analysed", "sensor.boxtest_tracks_total", "sensor.boxtest_last_scan")
+SCAN_FINISHED = 1796600000  # 2026-12-06 23:33:20 UTC
+SCANNED = {
+    "sensor.boxtest_tracks_analysed": "180",
+    "sensor.boxtest_tracks_total": "200",
+    "sensor.boxtest_last_scan": "2026-12-06T23:33:20+00:00",
 }
 # The ids Home Assistant gives the old entities of legacy_discovery(): up to 2026.3 from object_id, from
 # 2026.4 (object_id ignored) from the device and entity names.
@@ -410,6 +423,32 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     assert devices == [device], devices  # the old device went with its entities
     print(f"  device {device}: {len(members)} entities, identifiers {idents}")
 
+    # --- the library scan's diagnostic sensors: unknown before any scan, the scan's figures after one ---
+    assert not (box.state_dir / library_status.STATUS_FILE).exists()
+    before_scan = {e: states[e]["state"] for e in LIBRARY}
+    print(f"  before any scan: {before_scan}")
+    assert before_scan == dict.fromkeys(LIBRARY, "unknown"), before_scan
+    for e in LIBRARY:
+        category = ha.websocket({"type": "config/entity_registry/get", "entity_id": e})["entity_category"]
+        assert category == "diagnostic", (e, category)
+    library_status.write(box.state_dir, analysed=180, tracks=200, finished=SCAN_FINISHED)
+
+    def shown() -> dict[str, str | None]:
+        now = ha.states()
+        return {e: now.get(e, {}).get("state") for e in LIBRARY}
+
+    try:
+        timed("library.json written -> HA shows the scan's figures", lambda: shown() == SCANNED, 30.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: Home Assistant shows {shown()}") from None
+    scanned = ha.states()
+    print(f"  after the scan: { {e: scanned[e]['state'] for e in LIBRARY} }")
+    for e in LIBRARY:
+        print(f"    {e}: {scanned[e]['attributes']}")
+    assert scanned["sensor.boxtest_last_scan"]["attributes"].get("device_class") == "timestamp"
+    for e in LIBRARY[:2]:
+        assert scanned[e]["attributes"].get("unit_of_measurement") == "tracks", scanned[e]
+
     c = box.mpd_client()
     wait_for(lambda: c.status()["state"] == "play", timeout=10, what="music")
     wait_for(lambda: ha.state("sensor.boxtest_emotion") not in (None, "unavailable"), timeout=60, what="an emotion in HA")
@@ -445,7 +484,7 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     # --- no value that was never measured ---
     since_start = ha.recorded(start_wall)
     for e, s, _ in since_start:
-        if e in ("number.boxtest_volume", "sensor.boxtest_confidence", "sensor.boxtest_fps"):
+        if e in ("number.boxtest_volume", "sensor.boxtest_confidence", "sensor.boxtest_fps", *LIBRARY[:2]):
             assert s not in ("0", "0.0"), (e, s)
         assert s is None or s.lower() != "none", (e, s)  # (a removed entity leaves a row without state)
 
@@ -491,9 +530,10 @@ def _run(box: Box, ha: HomeAssistant) -> None:
         "switch.boxtest_auto_dj": "off",
         "switch.boxtest_music": "off",
         "select.boxtest_mood_select": "calm",
+        **SCANNED,  # (the daemon reads library.json at start)
     }
     took = timed(
-        "after a restart: privacy, auto-DJ, music, mood and volume as they were",
+        "after a restart: privacy, auto-DJ, music, mood, volume and the scan's figures as they were",
         lambda: all(ha.state(e) == v for e, v in want.items()) and ha.state("number.boxtest_volume") in ("40", "40.0"),
         20.0,
     )
