@@ -338,3 +338,15 @@ def test_mpd_lost_mid_scan_is_one_line_and_what_was_heard_is_kept(tmp_path, lib)
     assert f"lost MPD at 127.0.0.1:{lib.port}" in lines[0] and "kept" in lines[0]
     lib.start()  # the same database and sticker file
     assert len(stickers(lib, "moodbox_file")) >= 1
+
+
+def test_tags_another_tool_spoiled_are_heard_again(tmp_path, lib):
+    cfg = config(tmp_path, lib)
+    assert scan(cfg).returncode == 0
+    c = mpd.MPDClient()
+    c.connect("127.0.0.1", lib.port)
+    c.sticker_set("song", "tones/tone0.ogg", "moodbox_tags", '{"rock": "loud"}')
+    c.disconnect()
+    again = scan(cfg)
+    assert again.returncode == 0 and "1 heard now, 6 unchanged" in again.stdout, again.stdout + again.stderr
+    assert all(isinstance(v, float) for v in stickers(lib, "moodbox_tags")["tones/tone0.ogg"].values())

@@ -88,6 +88,15 @@ def _raw_stickers(client: mpd.MPDClient, name: str) -> dict[str, object]:
     return out
 
 
+def _scores(value: object) -> dict[str, float] | None:
+    """A stored tags object, if it is one of numbers (another tool may have written something else)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+        return None
+    return {str(k): float(v) for k, v in value.items()}
+
+
 def _tracks(client: mpd.MPDClient) -> dict[str, float | None]:
     """file -> its length in seconds (None when MPD does not know it), for every song in MPD's database."""
     out: dict[str, float | None] = {}
@@ -138,6 +147,12 @@ class Scanner:
         result.tracks = len(tracks)
         if not tracks:
             raise ScanError(f"MPD's database has no tracks (music folder {self.folder}): nothing to analyse")
+        example = next(iter(sorted(tracks)))
+        if not any((self.folder / f).exists() for f in tracks):
+            raise ScanError(
+                f"music folder {self.folder} holds none of MPD's files (e.g. {example}): "
+                "set music.library_dir to MPD's music_directory"
+            )
         for file in unlisted(self.folder, tracks):
             log.warning("%s: MPD could not read it (not in its database), skipped", file)
             result.unlisted.append(file)
@@ -160,8 +175,8 @@ class Scanner:
                 if "error" in record:
                     result.broken.append(file)
                     continue
-                known = tags.get(file)
-                if isinstance(known, dict):
+                known = _scores(tags.get(file))
+                if known is not None:
                     result.unchanged += 1
                     fresh = mood_scores(known, weights)
                     if moods.get(file) != fresh:
@@ -177,11 +192,6 @@ class Scanner:
             result.tags[file], result.analysed[file] = heard, mood_scores(heard, weights)
         if progress:
             progress(len(tracks), len(tracks), "")
-        if result.missing and len(result.missing) == len(tracks):
-            raise ScanError(
-                f"music folder {self.folder} holds none of MPD's files (e.g. {result.missing[0]}): "
-                "set music.library_dir to MPD's music_directory"
-            )
         result.seconds = time.monotonic() - started
         return result
 
