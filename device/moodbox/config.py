@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from moodbox.configbase import EMOTIONS, _check_host, _Section
+from moodbox.configgroup import GroupConfig
 from moodbox.configmusic import DEFAULT_QUERIES, MOODS, MPD_TAGS, MpdConfig, MusicConfig, PreferencesConfig
 
 __all__ = [
@@ -238,4 +239,5 @@ class Config(_Section):
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig, description="Per-frame emotions -> one stable emotion")
     music: MusicConfig = Field(default_factory=MusicConfig, description="Music played through MPD")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Home Assistant over MQTT")
+    group: GroupConfig = Field(default_factory=GroupConfig, description="Several boxes in one house: the house mood")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging")

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from moodbox.config import Config
 from moodbox.home import MqttBridge
 from moodbox.home.commands import Command, dispatch
-from moodbox.home.state import BoxState, LibraryState
+from moodbox.home.state import BoxState
 from moodbox.library.status import StatusWatch
 from moodbox.music.feedback import FeedbackStore
 from moodbox.music.mood import MoodIntent, MoodPolicy
 from moodbox.music.player import MpdPlayer
+from moodbox.rooms import MemberSaid, Rooms
 from moodbox.sdnotify import Notifier
 from moodbox.settings import OwnerSettings, SettingsStore, default_state_dir
 from moodbox.vision.emotions import EmotionClassifier
@@ -43,11 +44,8 @@ from moodbox.watcher import Observation, SourceStatus, Watcher
 
 log = logging.getLogger(__name__)
 
-# How long the start waits for MPD's first answer before MQTT comes up (an MPD that is down: no longer).
-FIRST_STATE_WAIT_S = 3.0
-# How often the loop looks at the player's state when nothing arrives (MPD's song or volume can change
-# with the camera closed).
-STEP_S = 0.25
+FIRST_STATE_WAIT_S = 3.0  # the start waits this long for MPD's first answer before MQTT comes up
+STEP_S = 0.25  # how often the loop looks at the player's state (its song or volume change with the camera closed)
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class _LegacyCleared:
     """The bridge cleared the discovery configs of older versions (once for good)."""
 
 
-_Item = Command | Observation | SourceStatus | _VolumeAdopted | _LegacyCleared
+_Item = Command | Observation | SourceStatus | _VolumeAdopted | _LegacyCleared | MemberSaid
 
 
 class Daemon:
@@ -85,6 +83,7 @@ class Daemon:
         self._restore(saved)
         self.shaper = StateShaper.from_config(cfg)
         self.watcher = Watcher(cfg.camera, pipeline, self.notifier, self._inbox.put, privacy=saved.privacy)
+        self.rooms = Rooms.for_leader(cfg)  # a group's leader plays for the house; None otherwise
         self.bridge = (
             MqttBridge(
                 cfg.mqtt,
@@ -94,6 +93,9 @@ class Daemon:
                 emotions=self.labels,
                 clear_legacy=not saved.legacy_discovery_cleared,
                 on_legacy_cleared=lambda: self._inbox.put(_LegacyCleared()),
+                members=cfg.group.members if self.rooms else (),
+                on_member=lambda m, kind, p: self._inbox.put(MemberSaid(m, kind, p, time.monotonic())),
+                house=self.rooms is not None,
             )
             if cfg.mqtt.enabled
             else None
@@ -187,16 +189,10 @@ class Daemon:
             volume=p.volume,
             fps=figures["fps"],
             inference_ms=figures["inference_ms"],
+            house=self.rooms.latest.as_json() if self.rooms else None,
             status=status,
             ts=int(time.time()),
         )
-
-    def library_state(self) -> LibraryState | None:
-        """The last library scan's figures; None before any scan (nothing is published then)."""
-        lib = self.library.get()
-        if lib.analysed is None or lib.tracks is None or lib.last_scan is None:
-            return None
-        return LibraryState(lib.analysed, lib.tracks, lib.last_scan)
 
     def snapshot(self) -> dict:
         """The state as JSON (docs/home-assistant.md), for the status line and tests."""
@@ -205,7 +201,7 @@ class Daemon:
     def _publish(self, force: bool = False) -> None:
         if self.bridge is not None:
             self.bridge.publish_state(self.state(), force=force)
-            self.bridge.publish_library(self.library_state())
+            self.bridge.publish_library(self.library.figures())
 
     # --- the loop ---
 
@@ -229,6 +225,8 @@ class Daemon:
             self.settings.update(volume=item.percent)
         elif isinstance(item, _LegacyCleared):
             self.settings.update(legacy_discovery_cleared=True)
+        elif isinstance(item, MemberSaid) and self.rooms is not None:
+            self.rooms.heard(item.member, item.kind, item.payload, item.at)
 
     def _observe(self, seen: Observation) -> None:
         if self._privacy:
@@ -244,10 +242,18 @@ class Daemon:
             log.info("stable emotion: %s (%.2f)", emotion, step_confidence(smoothed.confidence, self.cfg.mqtt.confidence_step))
         else:
             log.info("nobody in view")
-        self.intent.see(emotion)
-        self.player.set_plan(self.intent.plan())
+        self._follow(emotion)
         # a new stable emotion goes out at once, with the very confidence just logged (not a later one)
         self._publish(force=True)
+
+    def _follow(self, emotion: str | None) -> None:
+        """The music follows the stable emotion; a group leader's, the house's (every step: rooms time out)."""
+        if self.rooms is not None:
+            if not self.rooms.follow(self.shaper.vision(), self._privacy, time.monotonic()):
+                return
+            emotion = self.rooms.latest.emotion
+        self.intent.see(emotion)
+        self.player.set_plan(self.intent.plan())
 
     def step(self, timeout: float = STEP_S) -> None:
         """One turn of the loop: everything queued (in order), then the state (the bridge sends it only if
@@ -262,6 +268,8 @@ class Daemon:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 item = None
+        if self.rooms is not None:
+            self._follow(None)
         self._publish()
 
     def run(self) -> int:
@@ -289,7 +297,7 @@ class Daemon:
         self.player.wait_reported(FIRST_STATE_WAIT_S)
         if self.bridge is not None:
             self.bridge.publish_state(self.state())
-            self.bridge.publish_library(self.library_state())
+            self.bridge.publish_library(self.library.figures())
             self.bridge.start()
         self.watcher.start()
 

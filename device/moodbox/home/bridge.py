@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -28,6 +28,7 @@ from moodbox.config import MqttConfig
 from moodbox.home.client import AUTH_HINT, describe_connect_failure, is_auth_refusal, make_client
 from moodbox.home.commands import Command, CommandGate, parse_command
 from moodbox.home.discovery import base_topic, discovery_messages, legacy_removal_messages
+from moodbox.home.group import MAX_PAYLOAD, member_of, member_topics
 from moodbox.home.state import BoxState, LibraryState
 from moodbox.support.backoff import Backoff
 from moodbox.support.repeats import Repeats
@@ -48,12 +49,21 @@ class MqttBridge:
         emotions: list[str] | None = None,
         clear_legacy: bool = False,
         on_legacy_cleared: Callable[[], None] | None = None,
+        members: Sequence[str] = (),
+        on_member: Callable[[str, str, bytes], None] | None = None,
+        house: bool = False,
     ) -> None:
+        """``members`` (a group's leader): the boxes whose state and availability it listens to; each
+        message goes to ``on_member(member, "state" | "availability", payload)`` on paho's thread.
+        ``house``: the box leads a group and shows the House emotion."""
         self.cfg = cfg
         self.submit = submit
         self.moods = list(moods)
         self.emotions = list(emotions) if emotions else None
         self.max_volume = max_volume
+        self.members = list(members)
+        self.on_member = on_member
+        self.house = house
         self.topic = base_topic(cfg)
         self.where = f"{cfg.host}:{cfg.port}"
         self.min_interval_s = cfg.state_min_interval_s
@@ -115,7 +125,7 @@ class MqttBridge:
     def publish_discovery(self) -> None:
         self._last_discovery = time.monotonic()
         self.discoveries += 1
-        for m in discovery_messages(self.cfg, self.moods, self.max_volume, self.emotions):
+        for m in discovery_messages(self.cfg, self.moods, self.max_volume, self.emotions, self.house):
             self.client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
 
     def publish_state(self, state: BoxState, force: bool = False) -> None:
@@ -214,6 +224,7 @@ class MqttBridge:
                 (f"{self.topic}/+/set", SubscribeOptions(qos=1, retainAsPublished=True)),
                 # without it, a live `online` arrives unflagged and only a stale retained one is flagged
                 (f"{self.cfg.discovery_prefix}/status", SubscribeOptions(qos=1)),
+                *((t, SubscribeOptions(qos=1)) for t in member_topics(self.cfg, self.members)),
             ]
         )
         client.publish(f"{self.topic}/availability", "online", qos=1, retain=True)
@@ -259,6 +270,13 @@ class MqttBridge:
             )
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        member = member_of(self.cfg, self.members, msg.topic) if self.members else None
+        if member is not None:
+            if len(msg.payload) > MAX_PAYLOAD:
+                self._ignore(f"{msg.topic}: {len(msg.payload)} bytes is not a box's state")
+            elif self.on_member is not None:
+                self.on_member(member[0], member[1], bytes(msg.payload))
+            return
         try:
             if msg.topic == f"{self.cfg.discovery_prefix}/status":
                 if msg.payload.strip() == b"online" and not msg.retain:

@@ -33,6 +33,9 @@ class BoxState:
     volume: int | None = None  # MPD's volume; None until MPD reported it
     fps: float | None = None  # frames processed per second (at most once a minute)
     inference_ms: float | None = None  # the emotion model's time per face
+    # a group's leader: the house emotion and which rooms count ({"emotion": e or None, "rooms": {...}});
+    # None on a box that leads no group
+    house: dict[str, Any] | None = None
     status: str = "starting"  # ok, privacy, what is wrong
     ts: int = 0  # when this state was built (seconds since the epoch); not a change by itself
 

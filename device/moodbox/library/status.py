@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from moodbox.home.state import LibraryState
 from moodbox.support.durable import write_atomically
 
 STATUS_FILE = "library.json"
@@ -59,3 +60,10 @@ class StatusWatch:
                 self._mtime = mtime
                 self.status = LibraryStatus.read(self.path) if mtime is not None else LibraryStatus()
         return self.status
+
+    def figures(self, now: float | None = None) -> LibraryState | None:
+        """What the box publishes on its library topic; None before any scan (nothing is sent then)."""
+        lib = self.get(now)
+        if lib.analysed is None or lib.tracks is None or lib.last_scan is None:
+            return None
+        return LibraryState(lib.analysed, lib.tracks, lib.last_scan)

@@ -1,0 +1,58 @@
+"""The ``group`` section of the config: several boxes in one house (docs/multiroom.md)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from moodbox.configbase import _Section
+
+_ID = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+class GroupConfig(_Section):
+    name: str | None = Field(
+        None, description="The group this box belongs to (e.g. house); null: the box is on its own, as before"
+    )
+    role: Literal["leader", "follower"] = Field(
+        "leader", description="leader: combines every room into the house mood and picks the music; follower: reports its room"
+    )
+    leader: str | None = Field(None, description="A follower's leader: its mqtt.device_id (same broker and mqtt.base_topic)")
+    members: list[str] = Field(
+        default_factory=list, description="A leader's followers: their mqtt.device_id (same broker and mqtt.base_topic)"
+    )
+    stale_s: float = Field(
+        30.0, ge=2, le=3600, description="A room whose box has not reported for this long counts for nothing in the house mood"
+    )
+
+    @field_validator("leader")
+    @classmethod
+    def _leader(cls, v: str | None) -> str | None:
+        if v is not None and not _ID.fullmatch(v):
+            raise ValueError("must be a device_id: 1-64 lower-case letters, digits, _ and - only")
+        return v
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, v: list[str]) -> list[str]:
+        bad = [m for m in v if not _ID.fullmatch(m)]
+        if bad:
+            raise ValueError(f"not a device_id: {', '.join(bad)} (1-64 lower-case letters, digits, _ and -)")
+        if len(set(v)) != len(v):
+            raise ValueError("a member is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _roles(self) -> GroupConfig:
+        if self.name is None:
+            return self
+        if self.role == "follower" and self.leader is None:
+            raise ValueError("a follower needs group.leader (the leader's mqtt.device_id)")
+        if self.role == "follower" and self.members:
+            raise ValueError("group.members is the leader's list; a follower names only group.leader")
+        return self
+
+    def leads(self) -> bool:
+        return self.name is not None and self.role == "leader"

@@ -1,0 +1,53 @@
+"""A group of boxes over MQTT (docs/multiroom.md): the topics a leader listens to, and the leader's
+House emotion entity. Every box of a group uses the same broker and ``mqtt.base_topic``; a room is known
+by its box's ``mqtt.device_id``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from moodbox.config import MqttConfig
+from moodbox.home.state import key
+
+MAX_PAYLOAD = 65536  # a box's state is ~1 kB: anything far larger is not one
+
+
+def member_topics(cfg: MqttConfig, members: Sequence[str]) -> list[str]:
+    return [f"{cfg.base_topic}/{m}/{kind}" for m in members for kind in ("state", "availability")]
+
+
+def member_of(cfg: MqttConfig, members: Sequence[str], topic: str) -> tuple[str, str] | None:
+    """(member, "state" | "availability") for one of the members' topics, else None."""
+    head, _, kind = topic.rpartition("/")
+    base, _, member = head.rpartition("/")
+    if base == cfg.base_topic and member in members and kind in ("state", "availability"):
+        return member, kind
+    return None
+
+
+def house_entity(state: str, emotions: Sequence[str]) -> tuple[str, str, dict[str, Any]]:
+    """The leader's House emotion: the rooms' emotions combined; its attributes say which rooms count.
+    Unavailable while no room counts (a text sensor cannot be made unknown in Home Assistant 2024.3)."""
+    field = key("house")
+    return (
+        "sensor",
+        "house_emotion",
+        {
+            "name": "House emotion",
+            "icon": "mdi:home-heart",
+            "state_topic": state,
+            "device_class": "enum",
+            "options": list(emotions),
+            "value_template": f"{{{{ (value_json.{field} or {{}}).emotion }}}}",
+            "availability_mode": "all",
+            "availability": [
+                {
+                    "topic": state,
+                    "value_template": f"{{{{ 'online' if (value_json.{field} or {{}}).emotion is not none else 'offline' }}}}",
+                }
+            ],
+            "json_attributes_topic": state,
+            "json_attributes_template": f"{{{{ ((value_json.{field} or {{}}).rooms or {{}}) | tojson }}}}",
+        },
+    )
