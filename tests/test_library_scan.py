@@ -173,6 +173,9 @@ def test_ctrl_c_stops_the_scan_and_the_next_one_goes_on_from_there(tmp_path, lib
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a terminal's Ctrl-C: a suite started in the background by a non-interactive shell inherits SIGINT
+        # ignored, and the scan (rightly) keeps a parent's choice to ignore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_for(lambda: len(stickers(lib, "moodbox_file")) >= 2, timeout=120, what="two tracks heard")
     proc.send_signal(signal.SIGINT)
