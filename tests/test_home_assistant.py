@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from devtools.servers import free_port, make_library, write_m3u
 from moodbox.library import status as library_status
@@ -587,3 +588,55 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     assert ("number.boxtest_volume", "unknown") not in after and ("switch.boxtest_music", "unknown") not in after, (
         f"the restarted box's first state had no volume or music: {after}"
     )
+
+
+@pytest.mark.parametrize("release", [RELEASES[v] for v in SELECTED], ids=SELECTED)
+def test_real_home_assistant_shows_a_group_leaders_house(tmp_path, ha_library, release: Release):
+    """A group's leader (issue 27): its House emotion and which rooms count, without a warning; a member
+    box is its retained state on the broker, as a kitchen box would leave it."""
+    if why := release.missing():
+        pytest.skip(why)
+    if not VIDEO.is_file():
+        pytest.skip(f"{VIDEO} not found (set MOODBOX_SHARED to the folder holding data/video)")
+    box = Box(tmp_path / "box", ha_library, VIDEO, camera={"fps": 10})
+    cfg = yaml.safe_load(box.cfg_path.read_text())
+    cfg["group"] = {"name": "house", "members": ["kitchen"], "stale_s": 120}
+    box.cfg_path.write_text(yaml.safe_dump(cfg))
+    ha = HomeAssistant(release, *release.folder(tmp_path))
+    house = "sensor.boxtest_house_emotion"
+    sad = {"angry": 0.02, "disgust": 0.01, "fear": 0.05, "happy": 0.05, "sad": 0.72, "surprise": 0.02, "neutral": 0.13}
+    try:
+        ha.start()
+        ha.onboard()
+        ha.add_mqtt(box.broker.port)
+        rec = Recorder(box.broker.port)
+        rec.publish("moodbox/kitchen/availability", "online", retain=True)
+        rec.publish("moodbox/kitchen/state", json.dumps({"emotion": None, "faces": 0, "privacy": "OFF"}), retain=True)
+        box.start()
+        wait_for(lambda: house in ha.states(), timeout=60, what="the House emotion entity")
+        # the kitchen is empty: only the leader's own room (the talking heads) can count
+        kitchen = {"emotion": "sad", "scores": sad, "faces": 9, "privacy": "OFF"}
+        rec.publish("moodbox/kitchen/state", json.dumps(kitchen), retain=True)
+        timed("kitchen's 9 sad faces -> HA's House emotion", lambda: ha.state(house) == "sad", 30.0)
+        attrs = ha.states()[house]["attributes"]
+        print(f"  {house}: sad, attributes {attrs}")
+        assert attrs["kitchen"] == {"counts": True, "faces": 9, "emotion": "sad"}, attrs
+        rec.publish(
+            "moodbox/kitchen/state", json.dumps({**kitchen, "emotion": None, "faces": None, "privacy": "ON"}), retain=True
+        )
+        timed(
+            "kitchen privacy ON -> it counts for nothing",
+            lambda: (
+                ha.states().get(house, {}).get("attributes", {}).get("kitchen") == {"counts": False, "why": "privacy"}
+                or ha.state(house) == "unavailable"
+            ),
+            30.0,
+        )
+        print(f"  after privacy: {ha.state(house)}, attributes {ha.states()[house]['attributes']}")
+        problems = ha.problems()
+        print(f"  Home Assistant log: {len(problems)} warnings/errors about MQTT or the box")
+        assert problems == [], "\n".join(problems)
+        assert "Traceback" not in box.log.read_text()
+    finally:
+        ha.stop()
+        box.close()
