@@ -29,6 +29,7 @@ def test_the_leaders_music_follows_the_house_and_each_rule_removes_a_room(box_fa
     box = box_factory(faces_folder)  # its own room: one happy face
     cfg = yaml.safe_load(box.cfg_path.read_text())
     cfg["group"] = {"name": "house", "members": ["kitchen", "bedroom"], "stale_s": 4}
+    cfg["mqtt"]["state_interval_s"] = 2  # a leader waits longer than a quiet box stays silent
     box.cfg_path.write_text(yaml.safe_dump(cfg))
     rec = Recorder(box.broker.port)
     rec.publish("moodbox/kitchen/availability", "online", retain=True)

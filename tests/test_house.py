@@ -99,3 +99,9 @@ def test_group_config_rules():
         Config.model_validate({"group": {"name": "house", "members": ["Kitchen Box"]}})
     with pytest.raises(ValidationError, match="listed twice"):
         Config.model_validate({"group": {"name": "house", "members": ["a", "a"]}})
+
+
+def test_a_leader_waits_longer_than_a_quiet_box_stays_silent():
+    with pytest.raises(ValidationError, match="group.stale_s .* must be longer than mqtt.state_interval_s"):
+        Config.model_validate({"group": {"name": "house", "stale_s": 20}, "mqtt": {"state_interval_s": 30}})
+    assert Config.model_validate({"group": {"name": "house"}}).group.stale_s > Config().mqtt.state_interval_s

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from moodbox.configbase import EMOTIONS, _check_host, _Section
 from moodbox.configgroup import GroupConfig
@@ -241,3 +241,13 @@ class Config(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Home Assistant over MQTT")
     group: GroupConfig = Field(default_factory=GroupConfig, description="Several boxes in one house: the house mood")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging")
+
+    @model_validator(mode="after")
+    def _group_hears_quiet_rooms(self) -> Config:
+        """A quiet box re-sends its state only every mqtt.state_interval_s: a leader's stale_s must be longer,
+        or a healthy, quiet room would keep dropping out of the house mood."""
+        if self.group.leads() and self.group.stale_s <= self.mqtt.state_interval_s:
+            raise ValueError(
+                f"group.stale_s ({self.group.stale_s:g}) must be longer than mqtt.state_interval_s ({self.mqtt.state_interval_s:g})"
+            )
+        return self

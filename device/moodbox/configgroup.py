@@ -24,7 +24,10 @@ class GroupConfig(_Section):
         default_factory=list, description="A leader's followers: their mqtt.device_id (same broker and mqtt.base_topic)"
     )
     stale_s: float = Field(
-        30.0, ge=2, le=3600, description="A room whose box has not reported for this long counts for nothing in the house mood"
+        75.0,
+        ge=2,
+        le=3600,
+        description="A room whose box has not reported for this long counts for nothing in the house mood (longer than the members' mqtt.state_interval_s, 30 s by default)",
     )
 
     @field_validator("leader")
