@@ -23,7 +23,7 @@ from devtools.servers import Mpd, free_port, make_library
 from moodbox.library.status import LibraryStatus, StatusWatch
 from moodbox.library.tagger import Tagger
 from moodbox.music.analysis import DEFAULT_MOOD_TAGS
-from tests.util import wait_for
+from tests.util import scaled, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed: scripts/setup installs it")
 
@@ -179,7 +179,7 @@ def test_ctrl_c_stops_the_scan_and_the_next_one_goes_on_from_there(tmp_path, lib
     )
     wait_for(lambda: len(stickers(lib, "moodbox_file")) >= 2, timeout=120, what="two tracks heard")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=scaled(60))
     assert proc.returncode == 130, (out, err)
     assert "scan stopped after" in err and "Traceback" not in err, err
     kept = len(stickers(lib, "moodbox_file"))
@@ -201,9 +201,10 @@ def test_a_scan_runs_at_low_priority(tmp_path, lib):
             except (OSError, IndexError, ValueError):
                 return None
 
-        wait_for(lambda: niceness() == 10, timeout=30, what="nice 10")
+        # at least 10: a suite that itself runs niced (scripts/arm64-check) hands its own on
+        wait_for(lambda: (niceness() or 0) >= 10, timeout=30, what="nice 10 or lower priority")
     finally:
-        proc.wait(timeout=240)
+        proc.wait(timeout=scaled(240))
 
 
 @pytest.mark.parametrize(
@@ -335,7 +336,7 @@ def test_mpd_lost_mid_scan_is_one_line_and_what_was_heard_is_kept(tmp_path, lib)
     )
     wait_for(lambda: len(stickers(lib, "moodbox_file")) >= 1, timeout=120, what="a track heard")
     lib.kill()
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=scaled(120))
     lines = err.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1, (proc.returncode, err)
     assert f"lost MPD at 127.0.0.1:{lib.port}" in lines[0] and "kept" in lines[0]
