@@ -85,6 +85,19 @@ def scan(cfg: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     )
 
 
+def start_scan(cfg: Path) -> subprocess.Popen:
+    """The scan in the background, as a terminal starts it: a suite started in the background by a
+    non-interactive shell inherits SIGINT ignored, and the scan (rightly) keeps a parent's choice to
+    ignore it, so SIGINT goes back to its default in the child."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "moodbox", "library", "scan", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def stickers(server: Mpd, name: str) -> dict[str, dict]:
     c = mpd.MPDClient()
     c.connect("127.0.0.1", server.port)
@@ -168,15 +181,7 @@ def test_ctrl_c_stops_the_scan_and_the_next_one_goes_on_from_there(tmp_path, lib
     lengthen(lib)
     total = len(files(lib))
     cfg = config(tmp_path, lib)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moodbox", "library", "scan", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # a terminal's Ctrl-C: a suite started in the background by a non-interactive shell inherits SIGINT
-        # ignored, and the scan (rightly) keeps a parent's choice to ignore it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = start_scan(cfg)
     wait_for(lambda: len(stickers(lib, "moodbox_file")) >= 2, timeout=120, what="two tracks heard")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=scaled(60))
@@ -190,9 +195,7 @@ def test_ctrl_c_stops_the_scan_and_the_next_one_goes_on_from_there(tmp_path, lib
 
 def test_a_scan_runs_at_low_priority(tmp_path, lib):
     cfg = config(tmp_path, lib)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moodbox", "library", "scan", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = start_scan(cfg)
     try:
 
         def niceness() -> int | None:
@@ -328,12 +331,7 @@ def test_the_progress_bar_shows_on_a_terminal_only_and_log_lines_start_clean():
 def test_mpd_lost_mid_scan_is_one_line_and_what_was_heard_is_kept(tmp_path, lib):
     lengthen(lib)
     cfg = config(tmp_path, lib)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moodbox", "library", "scan", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_scan(cfg)
     wait_for(lambda: len(stickers(lib, "moodbox_file")) >= 1, timeout=120, what="a track heard")
     lib.kill()
     out, err = proc.communicate(timeout=scaled(120))

@@ -21,7 +21,17 @@ import mpd
 from moodbox.config import MusicConfig
 from moodbox.library.decode import DecodeError, pieces
 from moodbox.library.tagger import Tagger
-from moodbox.music.analysis import STICKER_FILE, STICKER_MOODS, STICKER_TAGS, best_mood, library_means, mood_scores
+from moodbox.music.analysis import (
+    STICKER_FILE,
+    STICKER_MOODS,
+    STICKER_TAGS,
+    best_mood,
+    library_means,
+    mood_scores,
+    scores_of,
+)
+from moodbox.music.dj import StickersUnavailable
+from moodbox.music.mpdlink import find_stickers
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +84,11 @@ def library_dir(cfg: MusicConfig, client: mpd.MPDClient) -> Path:
     return DEFAULT_LIBRARY_DIR
 
 
-def _raw_stickers(client: mpd.MPDClient, name: str) -> dict[str, object]:
+def _stickers(client: mpd.MPDClient, name: str) -> dict[str, object]:
     try:
-        found = client.sticker_find("song", "", name)
-    except mpd.CommandError as exc:
+        return find_stickers(client, name)
+    except StickersUnavailable as exc:
         raise ScanError(f"MPD keeps no stickers ({exc}): set sticker_file in mpd.conf (the Ansible role does)") from None
-    out: dict[str, object] = {}
-    for item in found:
-        try:
-            out[str(item["file"])] = json.loads(str(item.get("sticker", "")).partition("=")[2])
-        except (KeyError, ValueError):
-            continue
-    return out
-
-
-def _scores(value: object) -> dict[str, float] | None:
-    """A stored tags object, if it is one of numbers (another tool may have written something else)."""
-    if not isinstance(value, dict) or not value:
-        return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
-        return None
-    return {str(k): float(v) for k, v in value.items()}
 
 
 def _tracks(client: mpd.MPDClient) -> dict[str, float | None]:
@@ -156,9 +150,9 @@ class Scanner:
         for file in unlisted(self.folder, tracks):
             log.warning("%s: MPD could not read it (not in its database), skipped", file)
             result.unlisted.append(file)
-        done = _raw_stickers(self.client, STICKER_FILE)
-        tags = _raw_stickers(self.client, STICKER_TAGS)
-        moods = _raw_stickers(self.client, STICKER_MOODS)
+        done = _stickers(self.client, STICKER_FILE)
+        tags = _stickers(self.client, STICKER_TAGS)
+        moods = _stickers(self.client, STICKER_MOODS)
         weights = self.cfg.analysis.moods
         for i, (file, length) in enumerate(sorted(tracks.items())):
             if progress:
@@ -175,7 +169,7 @@ class Scanner:
                 if "error" in record:
                     result.broken.append(file)
                     continue
-                known = _scores(tags.get(file))
+                known = scores_of(tags.get(file))
                 if known is not None:
                     result.unchanged += 1
                     fresh = mood_scores(known, weights)

@@ -43,20 +43,22 @@ def mood_scores(tags: Mapping[str, float], weights: Mapping[str, Mapping[str, fl
     return out
 
 
+def scores_of(value: object) -> dict[str, float] | None:
+    """A decoded sticker's scores: a non-empty JSON object of numbers, else None (another tool wrote it,
+    or it is torn)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+        return None
+    return {str(k): float(v) for k, v in value.items()}
+
+
 def parse_sticker(value: str) -> dict[str, float] | None:
-    """A sticker's JSON object of scores; None when it is not one (another tool wrote it, or it is torn)."""
+    """A sticker's JSON object of scores; None when it is not one."""
     try:
-        data = json.loads(value)
+        return scores_of(json.loads(value))
     except ValueError:
         return None
-    if not isinstance(data, dict):
-        return None
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return None
-        out[str(k)] = float(v)
-    return out
 
 
 def library_means(analysed: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

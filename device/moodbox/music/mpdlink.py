@@ -3,13 +3,14 @@ database seen through the DJ's small library interface."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
 import mpd
 
 from moodbox.config import MpdConfig
-from moodbox.music.analysis import STICKER_MOODS, parse_sticker
+from moodbox.music.analysis import STICKER_MOODS, scores_of
 from moodbox.music.dj import PlaylistUnavailable, StickersUnavailable
 from moodbox.music.mood import Track
 from moodbox.support.repeats import Repeats
@@ -125,17 +126,24 @@ class MpdLibrary:
         return read_stickers(self.client, STICKER_MOODS)
 
 
-def read_stickers(client: mpd.MPDClient, name: str) -> dict[str, dict[str, float]]:
-    """file -> the JSON object in its sticker ``name``, for every song that has one (one command); a
-    value that is not such an object is left out. Raises StickersUnavailable when MPD keeps none."""
+def find_stickers(client: mpd.MPDClient, name: str) -> dict[str, object]:
+    """file -> the decoded JSON of its sticker ``name``, for every song that has one (one command); a
+    value that is not JSON is left out. Raises StickersUnavailable when MPD keeps none."""
     try:
         found = client.sticker_find("song", "", name)
     except mpd.CommandError as exc:
         raise StickersUnavailable(str(exc)) from None
-    out = {}
+    out: dict[str, object] = {}
     for item in found:
         file, sticker = item.get("file"), item.get("sticker", "")
-        value = parse_sticker(sticker.partition("=")[2]) if isinstance(sticker, str) else None
-        if isinstance(file, str) and value is not None:
-            out[file] = value
+        if isinstance(file, str) and isinstance(sticker, str):
+            try:
+                out[file] = json.loads(sticker.partition("=")[2])
+            except ValueError:
+                continue
     return out
+
+
+def read_stickers(client: mpd.MPDClient, name: str) -> dict[str, dict[str, float]]:
+    """file -> the scores in its sticker ``name``, for every song whose sticker is an object of numbers."""
+    return {f: v for f, raw in find_stickers(client, name).items() if (v := scores_of(raw)) is not None}
