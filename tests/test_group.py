@@ -8,6 +8,8 @@ publishes (retained, as a box does) and its availability. The leader sees no dif
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import yaml
 
@@ -79,3 +81,88 @@ def test_a_box_without_a_group_publishes_no_house(box_factory, faces_folder):
     wait_for(lambda: rec.last("homeassistant/sensor/moodbox_boxtest/emotion/config"), timeout=15, what="discovery")
     assert json.loads(rec.last(f"{T}/state") or b"{}")["house"] is None
     assert rec.last("homeassistant/sensor/moodbox_boxtest/house_emotion/config") is None
+
+
+LEADER_STATE = {
+    "mood": "sad",
+    "playlist": "playlist mood_sad",
+    "music": "PLAYING",
+    "song": {"artist": "A", "title": "T", "file": "blues/blues1.ogg"},
+}
+
+
+class Beats:
+    """A leader's beat on the broker (what a leader's bridge sends every BEAT_S), switchable."""
+
+    def __init__(self, rec: Recorder, group: str = "house") -> None:
+        self.rec, self.group = rec, group
+        self.on = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            if self.on.is_set():
+                self.rec.publish("moodbox/living/group", json.dumps({"group": self.group, "leader": "living"}))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+def group_of(rec: Recorder) -> dict:
+    last = rec.last(f"{T}/state")
+    return (json.loads(last).get("group") or {}) if last else {}
+
+
+def test_a_follower_keeps_its_mpd_stopped_while_its_leader_beats_and_plays_its_own_room_when_it_is_lost(
+    box_factory, faces_folder
+):
+    box = box_factory(faces_folder)  # its own room: one happy face
+    cfg = yaml.safe_load(box.cfg_path.read_text())
+    cfg["group"] = {"name": "house", "role": "follower", "leader": "living", "fallback_s": 3}
+    box.cfg_path.write_text(yaml.safe_dump(cfg))
+    rec = Recorder(box.broker.port)
+    rec.publish("moodbox/living/state", json.dumps(LEADER_STATE), retain=True)
+    beats = Beats(rec)
+    beats.on.set()
+    try:
+        c = box.mpd_client()
+        c.add("pop/pop1.ogg")
+        c.play()  # what MPD resumed at boot: a follower stops it, its speaker is the group's
+        box.start()
+        wait_for(lambda: group_of(rec).get("why") == "leader", timeout=20, what="the follower to hear its leader")
+        wait_for(lambda: c.status()["state"] == "stop", timeout=10, what="the follower's own MPD to stop")
+        state = json.loads(rec.last(f"{T}/state") or b"{}")
+        assert state["group"] == {"name": "house", "role": "follower", "leader": "living", "playing": "group", "why": "leader"}
+        assert (state["mood"], state["song"], state["music"]) == ("sad", LEADER_STATE["song"], "PLAYING")  # the leader's
+        assert state["house"] is None
+        wait_for(lambda: json.loads(rec.last(f"{T}/state") or b"{}")["emotion"] == "happy", timeout=20, what="its own room")
+        assert rec.last("homeassistant/sensor/moodbox_boxtest/music_source/config")
+        assert not rec.last("homeassistant/sensor/moodbox_boxtest/house_emotion/config")
+
+        # the leader goes quiet: after group.fallback_s the box plays its own room's music
+        beats.on.clear()
+        wait_for(lambda: group_of(rec).get("playing") == "own", timeout=10, what="the follower to fall back")
+        wait_for(lambda: c.status()["state"] == "play", timeout=10, what="its own MPD to play")
+        wait_for(lambda: c.currentsong().get("file", "").startswith("pop/"), timeout=10, what="happy music for its own room")
+        assert group_of(rec)["why"] == "leader lost"
+        wait_for(lambda: json.loads(rec.last(f"{T}/state") or b"{}")["mood"] == "happy", timeout=5, what="its own mood shown")
+
+        # a beat from a leader of another group is not its leader's
+        beats.group = "flat"
+        beats.on.set()
+        time.sleep(3)
+        assert group_of(rec)["playing"] == "own" and c.status()["state"] == "play"
+
+        # the leader is back: the group's music again, its own MPD stopped
+        beats.group = "house"
+        wait_for(lambda: group_of(rec).get("playing") == "group", timeout=10, what="the follower to rejoin")
+        wait_for(lambda: c.status()["state"] == "stop", timeout=10, what="its own MPD to stop again")
+        log = box.log.read_text()
+        assert "Traceback" not in log
+        assert log.count("leads group 'flat'") == 1  # said once, not every beat
+    finally:
+        beats.close()
+        rec.close()

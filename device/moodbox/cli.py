@@ -174,7 +174,7 @@ def cmd_discovery(args: argparse.Namespace, cfg: Config) -> int:
         else:
             # the emotion sensor's options are the configured model's labels, as the daemon announces them
             labels = ModelMeta.load(Path(cfg.model.path or DEFAULT_MODEL).with_suffix(".json")).labels
-            msgs = discovery_messages(cfg.mqtt, moods, cfg.music.max_volume, list(labels))
+            msgs = discovery_messages(cfg.mqtt, moods, cfg.music.max_volume, list(labels), cfg.group.part())
             publish_once(cfg.mqtt, msgs)
     except ConnectionError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,6 +13,9 @@ _ID = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 class GroupConfig(_Section):
+    """Who plays what: the leader's MPD feeds its snapserver; a follower's snapclient (set up by the Ansible
+    role, pointed at the leader's host) plays that stream while the box keeps its own MPD stopped."""
+
     name: str | None = Field(
         None, description="The group this box belongs to (e.g. house); null: the box is on its own, as before"
     )
@@ -28,6 +31,13 @@ class GroupConfig(_Section):
         ge=2,
         le=3600,
         description="A room whose box has not reported for this long counts for nothing in the house mood (longer than the members' mqtt.state_interval_s, 30 s by default)",
+    )
+
+    fallback_s: float = Field(
+        10.0,
+        ge=3,
+        le=300,
+        description="A follower that has heard nothing from its leader for this long plays its own music for its own room; it rejoins when the leader is back",
     )
 
     @field_validator("leader")
@@ -53,9 +63,18 @@ class GroupConfig(_Section):
             return self
         if self.role == "follower" and self.leader is None:
             raise ValueError("a follower needs group.leader (the leader's mqtt.device_id)")
+        if self.role == "leader" and self.leader is not None:
+            raise ValueError("group.leader is a follower's key; a leader lists its group.members")
         if self.role == "follower" and self.members:
             raise ValueError("group.members is the leader's list; a follower names only group.leader")
         return self
 
     def leads(self) -> bool:
         return self.name is not None and self.role == "leader"
+
+    def part(self) -> str | None:
+        """The box's role in its group, None for a box on its own."""
+        return self.role if self.name is not None else None
+
+    def follows(self) -> bool:
+        return self.name is not None and self.role == "follower"

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from moodbox.config import Config
+from moodbox.grouping import Grouping, MemberSaid
 from moodbox.home import MqttBridge
 from moodbox.home.commands import Command, dispatch
 from moodbox.home.state import BoxState
@@ -33,7 +34,6 @@ from moodbox.library.status import StatusWatch
 from moodbox.music.feedback import FeedbackStore
 from moodbox.music.mood import MoodIntent, MoodPolicy
 from moodbox.music.player import MpdPlayer
-from moodbox.rooms import MemberSaid, Rooms
 from moodbox.sdnotify import Notifier
 from moodbox.settings import OwnerSettings, SettingsStore, default_state_dir
 from moodbox.vision.emotions import EmotionClassifier
@@ -83,7 +83,8 @@ class Daemon:
         self._restore(saved)
         self.shaper = StateShaper.from_config(cfg)
         self.watcher = Watcher(cfg.camera, pipeline, self.notifier, self._inbox.put, privacy=saved.privacy)
-        self.rooms = Rooms.for_leader(cfg)  # a group's leader plays for the house; None otherwise
+        self.group = Grouping(cfg, time.monotonic())
+        self.player.set_following(self.group.following())  # a follower starts silent, waiting for its leader
         self.bridge = (
             MqttBridge(
                 cfg.mqtt,
@@ -93,9 +94,10 @@ class Daemon:
                 emotions=self.labels,
                 clear_legacy=not saved.legacy_discovery_cleared,
                 on_legacy_cleared=lambda: self._inbox.put(_LegacyCleared()),
-                members=cfg.group.members if self.rooms else (),
+                members=self.group.listens_to,  # a leader's members, a follower's leader
                 on_member=lambda m, kind, p: self._inbox.put(MemberSaid(m, kind, p, time.monotonic())),
-                house=self.rooms is not None,
+                role=cfg.group.part(),
+                beat=self.group.beat(cfg.mqtt.device_id),
             )
             if cfg.mqtt.enabled
             else None
@@ -179,17 +181,13 @@ class Daemon:
         settings = self.settings.get()
         return BoxState(
             **room,
-            mood=p.mood,
+            **self.group.fields(p, time.monotonic()),
             mood_select=settings.mood or "auto",
-            playlist=p.source,
-            song=p.song,
-            music=p.music,
             auto_dj=settings.auto_dj,
             privacy=privacy,
             volume=p.volume,
             fps=figures["fps"],
             inference_ms=figures["inference_ms"],
-            house=self.rooms.latest.as_json() if self.rooms else None,
             status=status,
             ts=int(time.time()),
         )
@@ -225,8 +223,8 @@ class Daemon:
             self.settings.update(volume=item.percent)
         elif isinstance(item, _LegacyCleared):
             self.settings.update(legacy_discovery_cleared=True)
-        elif isinstance(item, MemberSaid) and self.rooms is not None:
-            self.rooms.heard(item.member, item.kind, item.payload, item.at)
+        elif isinstance(item, MemberSaid):
+            self.group.heard(item)
 
     def _observe(self, seen: Observation) -> None:
         if self._privacy:
@@ -248,10 +246,10 @@ class Daemon:
 
     def _follow(self, emotion: str | None) -> None:
         """The music follows the stable emotion; a group leader's, the house's (every step: rooms time out)."""
-        if self.rooms is not None:
-            if not self.rooms.follow(self.shaper.vision(), self._privacy, time.monotonic()):
+        if (rooms := self.group.rooms) is not None:
+            if not rooms.follow(self.shaper.vision(), self._privacy, time.monotonic()):
                 return
-            emotion = self.rooms.latest.emotion
+            emotion = rooms.latest.emotion
         self.intent.see(emotion)
         self.player.set_plan(self.intent.plan())
 
@@ -268,8 +266,10 @@ class Daemon:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 item = None
-        if self.rooms is not None:
+        if self.group.rooms is not None:
             self._follow(None)
+        if self.group.link is not None and self.group.link.update(time.monotonic()):
+            self.player.set_following(self.group.link.following)
         self._publish()
 
     def run(self) -> int:

@@ -30,6 +30,7 @@ from moodbox.home.commands import Command, CommandGate, parse_command
 from moodbox.home.discovery import base_topic, discovery_messages, legacy_removal_messages
 from moodbox.home.group import MAX_PAYLOAD, member_of, member_topics
 from moodbox.home.state import BoxState, LibraryState
+from moodbox.leaderlink import BEAT_S
 from moodbox.support.backoff import Backoff
 from moodbox.support.repeats import Repeats
 
@@ -51,11 +52,13 @@ class MqttBridge:
         on_legacy_cleared: Callable[[], None] | None = None,
         members: Sequence[str] = (),
         on_member: Callable[[str, str, bytes], None] | None = None,
-        house: bool = False,
+        role: str | None = None,
+        beat: str | None = None,
     ) -> None:
-        """``members`` (a group's leader): the boxes whose state and availability it listens to; each
-        message goes to ``on_member(member, "state" | "availability", payload)`` on paho's thread.
-        ``house``: the box leads a group and shows the House emotion."""
+        """``members`` (a group's leader, or a follower's leader): the boxes whose state, availability
+        and group beat it listens to; each message goes to ``on_member(member, "state" | "availability" |
+        "group", payload)`` on paho's thread. ``role``: the box's part in a group ("leader": the House emotion; "follower": its Music source).
+        ``beat``: a leader's sign of life for its followers, sent on ``<topic>/group`` every ``BEAT_S``."""
         self.cfg = cfg
         self.submit = submit
         self.moods = list(moods)
@@ -63,7 +66,9 @@ class MqttBridge:
         self.max_volume = max_volume
         self.members = list(members)
         self.on_member = on_member
-        self.house = house
+        self.role = role
+        self.beat = beat
+        self._beat_sent = -1e9
         self.topic = base_topic(cfg)
         self.where = f"{cfg.host}:{cfg.port}"
         self.min_interval_s = cfg.state_min_interval_s
@@ -125,7 +130,7 @@ class MqttBridge:
     def publish_discovery(self) -> None:
         self._last_discovery = time.monotonic()
         self.discoveries += 1
-        for m in discovery_messages(self.cfg, self.moods, self.max_volume, self.emotions, self.house):
+        for m in discovery_messages(self.cfg, self.moods, self.max_volume, self.emotions, self.role):
             self.client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
 
     def publish_state(self, state: BoxState, force: bool = False) -> None:
@@ -174,6 +179,9 @@ class MqttBridge:
                     self._discovery_at = None
             if discovery_due and self.connected.is_set():
                 self.publish_discovery()
+            if self.beat is not None and now - self._beat_sent >= BEAT_S and self.connected.is_set():
+                self._beat_sent = now
+                self.client.publish(f"{self.topic}/group", self.beat, qos=0, retain=False)
             if pending is not None and due >= self.min_interval_s:
                 self.publish_state(pending)
             elif due >= self.cfg.state_interval_s:

@@ -19,7 +19,7 @@ from typing import Any
 from moodbox import __version__
 from moodbox.config import EMOTIONS, MqttConfig
 from moodbox.home.commands import command_topic
-from moodbox.home.group import house_entity
+from moodbox.home.group import group_entities
 from moodbox.home.state import LIBRARY_KEYS, key
 
 ORIGIN = {"name": "moodbox", "sw_version": __version__, "support_url": "https://github.com/moodbox/moodbox"}
@@ -112,14 +112,14 @@ def _diagnostic(topic: str, field: str, name: str, icon: str, unit: str | None) 
 
 
 def entity_configs(
-    cfg: MqttConfig, moods: list[str], emotions: list[str], max_volume: int = 100, house: bool = False
+    cfg: MqttConfig, moods: list[str], emotions: list[str], max_volume: int = 100, role: str | None = None
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """(component, object id, config without the common keys) for every entity of the box; ``house``:
-    the box leads a group, and shows the House emotion too."""
+    """(component, object id, config without the common keys) for every entity of the box; ``role``: the
+    box's part in a group (a leader shows the House emotion, a follower its Music source)."""
     t = base_topic(cfg)
     state = f"{t}/state"
     library = f"{t}/library"  # the last library scan's figures (LibraryState)
-    group = [house_entity(state, emotions)] if house else []
+    group = group_entities(state, emotions, role)
     switch = {"state_topic": state, "payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF"}
     return group + [
         (
@@ -279,7 +279,7 @@ def config_topic(cfg: MqttConfig, component: str, object_id: str) -> str:
 
 
 def discovery_messages(
-    cfg: MqttConfig, moods: list[str], max_volume: int = 100, emotions: list[str] | None = None, house: bool = False
+    cfg: MqttConfig, moods: list[str], max_volume: int = 100, emotions: list[str] | None = None, role: str | None = None
 ) -> list[Message]:
     """Retained discovery configs for every entity of the one moodbox device (``emotions``: the
     model's labels, by default the seven FER2013 ones)."""
@@ -289,7 +289,7 @@ def discovery_messages(
     box = {"topic": f"{t}/availability"}
     common = {"device": device_block(cfg), "origin": ORIGIN}
     out = []
-    for component, object_id, conf in entity_configs(cfg, moods, emotions, max_volume, house):
+    for component, object_id, conf in entity_configs(cfg, moods, emotions, max_volume, role):
         conf = {**conf, "availability": [box, *conf.get("availability", [])]}
         payload = {**conf, "unique_id": f"{nid}_{object_id}", **entity_id_keys(cfg, component, object_id), **common}
         out.append(Message(config_topic(cfg, component, object_id), json.dumps(payload, sort_keys=True)))
@@ -306,7 +306,8 @@ def removal_messages(cfg: MqttConfig, moods: list[str]) -> list[Message]:
     the broker forgets the configs. Send these first and :func:`state_removal_messages` only once Home
     Assistant has dropped the entities (:data:`REMOVAL_SETTLE_S`): an entity still subscribed to the
     state renders its template on the empty payload and logs an error (seen on Home Assistant 2024.3)."""
-    return [Message(m.topic, "", True) for m in discovery_messages(cfg, moods, house=True)] + legacy_removal_messages(cfg)
+    every = {m.topic for role in ("leader", "follower") for m in discovery_messages(cfg, moods, role=role)}
+    return [Message(t, "", True) for t in sorted(every)] + legacy_removal_messages(cfg)
 
 
 def state_removal_messages(cfg: MqttConfig) -> list[Message]:

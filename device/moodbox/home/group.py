@@ -10,20 +10,46 @@ from typing import Any
 from moodbox.config import MqttConfig
 from moodbox.home.state import key
 
+KINDS = ("state", "availability", "group")  # a box's topics another box of its group listens to
 MAX_PAYLOAD = 65536  # a box's state is ~1 kB: anything far larger is not one
 
 
 def member_topics(cfg: MqttConfig, members: Sequence[str]) -> list[str]:
-    return [f"{cfg.base_topic}/{m}/{kind}" for m in members for kind in ("state", "availability")]
+    return [f"{cfg.base_topic}/{m}/{kind}" for m in members for kind in KINDS]
 
 
 def member_of(cfg: MqttConfig, members: Sequence[str], topic: str) -> tuple[str, str] | None:
-    """(member, "state" | "availability") for one of the members' topics, else None."""
+    """(member, "state" | "availability" | "group") for one of the members' topics, else None."""
     head, _, kind = topic.rpartition("/")
     base, _, member = head.rpartition("/")
-    if base == cfg.base_topic and member in members and kind in ("state", "availability"):
+    if base == cfg.base_topic and member in members and kind in KINDS:
         return member, kind
     return None
+
+
+def group_entities(state: str, emotions: Sequence[str], role: str | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """A leader's House emotion, a follower's Music source; nothing for a box on its own."""
+    return [house_entity(state, emotions)] if role == "leader" else [source_entity(state)] if role == "follower" else []
+
+
+def source_entity(state: str) -> tuple[str, str, dict[str, Any]]:
+    """A follower's Music source: ``group`` while its speaker plays the leader's music, ``own`` while it
+    plays its own (its leader lost); the attributes say which leader and why."""
+    field = key("group")
+    return (
+        "sensor",
+        "music_source",
+        {
+            "name": "Music source",
+            "icon": "mdi:speaker-multiple",
+            "state_topic": state,
+            "device_class": "enum",
+            "options": ["group", "own"],
+            "value_template": f"{{{{ (value_json.{field} or {{}}).playing }}}}",
+            "json_attributes_topic": state,
+            "json_attributes_template": f"{{{{ (value_json.{field} or {{}}) | tojson }}}}",
+        },
+    )
 
 
 def house_entity(state: str, emotions: Sequence[str]) -> tuple[str, str, dict[str, Any]]:

@@ -36,6 +36,9 @@ class BoxState:
     # a group's leader: the house emotion and which rooms count ({"emotion": e or None, "rooms": {...}});
     # None on a box that leads no group
     house: dict[str, Any] | None = None
+    # the box's part in a group: {"name", "role": "leader", "members"} or {"name", "role": "follower",
+    # "leader", "playing": "group" | "own", "why"}; None on a box on its own
+    group: dict[str, Any] | None = None
     status: str = "starting"  # ok, privacy, what is wrong
     ts: int = 0  # when this state was built (seconds since the epoch); not a change by itself
 

@@ -78,7 +78,8 @@ class MpdPlayer(OwnerCommands):
         self._plan: MoodPlan | None = MoodPlan(None, (cfg.fallback_mood,)) if cfg.auto_dj else None
         self._music: bool | None = None  # the owner's play/pause; None: leave MPD's as it is
         self._volume: int | None = None  # the owner's volume; applied once MPD is connected
-        self._pending: set[str] = set()  # intended settings to (re)apply: "music", "volume"
+        self._pending: set[str] = set()  # intended settings to (re)apply: "music", "volume", "following"
+        self._following = False  # a group follower plays its leader's music: MPD is kept stopped
         self._actions: deque[tuple[float, str]] = deque()
         self._ever_connected = False
         self._refusals = Refusals(self.where)
@@ -132,6 +133,17 @@ class MpdPlayer(OwnerCommands):
         with self._lock:
             self._volume = max(0, min(int(percent), self.cfg.max_volume))
             self._pending.add("volume")
+        self._wake.set()
+
+    def set_following(self, on: bool) -> None:
+        """A group follower: ON while the box's speaker plays its leader's music (through snapclient), so
+        MPD is stopped once and left alone; OFF: the box's own music again, the owner's settings and the
+        mood plan applied afresh."""
+        with self._lock:
+            if on == self._following:
+                return
+            self._following = on
+            self._pending.update(("following", "music"))
         self._wake.set()
 
     def skip(self) -> None:
@@ -215,7 +227,7 @@ class MpdPlayer(OwnerCommands):
         self._client = c
         with self._lock:
             self._ever_connected = True
-            self._pending.update(("music", "volume"))
+            self._pending.update(("music", "volume", "following"))  # an MPD restarted resumes its saved state
         log.info("connected to MPD %s at %s", getattr(c, "mpd_version", "?"), self.where)
         self._set(connected=True, error=None)
 
@@ -236,6 +248,8 @@ class MpdPlayer(OwnerCommands):
         c = self._client
         assert c is not None
         self._volume_due(c)
+        if self._following_due(c):
+            return
         self._music_due(c, before_queue=True)
         status = c.status()
         plan = self._intended()
@@ -246,6 +260,25 @@ class MpdPlayer(OwnerCommands):
         if self._music_due(c, before_queue=False):
             status = c.status()
         self._report(c, plan, status)
+
+    def _following_due(self, c: mpd.MPDClient) -> bool:
+        """While the box follows its leader: MPD stopped once (the owner's play/pause waits until the box
+        plays its own music again). True while following."""
+        with self._lock:
+            following, due = self._following, "following" in self._pending
+            self._pending.discard("following")
+            if due and not following:
+                self._pending.add("music")
+        if not following:
+            return False
+        status = c.status()
+        if due and status.get("state") in ("play", "pause"):
+            c.stop()
+            log.info("MPD stopped: this box plays its group's music")
+            status = c.status()
+        self.queue.release()
+        self._report(c, None, status)
+        return True
 
     def _report(self, c: mpd.MPDClient, plan: MoodPlan | None, status: dict[str, str]) -> None:
         song_id = status.get("songid")
