@@ -177,8 +177,10 @@ class Mosquitto(_Server):
         return [_require("mosquitto"), "-c", str(self.dir / "mosquitto.conf")]
 
 
-def make_library(root: Path, tracks: list[dict[str, str]], seconds: float = 3.0) -> tuple[Path, Path]:
-    """Tagged .ogg tracks made by sox under root/music, and root/playlists for .m3u files."""
+def make_library(root: Path, tracks: list[dict[str, str]], seconds: float = 3.0, noise: bool = False) -> tuple[Path, Path]:
+    """Tagged .ogg tracks made by sox under root/music, and root/playlists for .m3u files: each a tone of
+    its own pitch, or (``noise``) a burst of noise of its own, faded in and out, which no other stretch of
+    the library resembles (two recordings of it can be aligned to the sample)."""
     music, playlists = root / "music", root / "playlists"
     music.mkdir(parents=True, exist_ok=True)
     playlists.mkdir(parents=True, exist_ok=True)
@@ -191,9 +193,8 @@ def make_library(root: Path, tracks: list[dict[str, str]], seconds: float = 3.0)
             if k != "file":
                 comments += ["--comment" if not comments else "--add-comment", f"{k.upper()}={v}"]
         freq = 220 + 40 * i
-        subprocess.run(
-            [sox, "-n", "-r", "8000", "-c", "1", *comments, str(path), "synth", str(seconds), "sine", str(freq)], check=True
-        )
+        sound = ["pinknoise", "fade", "t", "0.05", str(seconds), "0.05"] if noise else ["sine", str(freq)]
+        subprocess.run([sox, "-n", "-r", "8000", "-c", "1", *comments, str(path), "synth", str(seconds), *sound], check=True)
     return music, playlists
 
 

@@ -12,7 +12,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 class Recorder:
-    def __init__(self, port: int, topics: list[str] = ["#"], username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        topics: list[str] = ["#"],
+        username: str | None = None,
+        password: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.arrived: list[float] = []  # monotonic time of each message's arrival
         self._lock = threading.Lock()
@@ -23,7 +30,7 @@ class Recorder:
         self._subscribed = threading.Event()
         self.c.on_connect = lambda c, u, f, rc, p: (c.subscribe([(t, 1) for t in topics]), None)
         self.c.on_subscribe = lambda *a: self._subscribed.set()
-        self.c.connect("127.0.0.1", port)
+        self.c.connect(host, port)
         self.c.loop_start()
         assert self._subscribed.wait(5), "recorder could not subscribe"
 
