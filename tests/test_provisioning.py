@@ -269,7 +269,8 @@ def _render(template: str, **overrides) -> str:
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     text = (ROLE / "templates" / template).read_text()
-    derived = {"moodbox_audio_output": "plughw:CARD=Headphones"}  # vars/main.yml's (tested with ansible above)
+    # vars/main.yml's (tested with ansible above and below): a Pi 4 on its own
+    derived = {"moodbox_audio_output": "plughw:CARD=Headphones", "moodbox_group_role": "", "moodbox_group_name": ""}
     return env.from_string(text).render(**{**defaults, **derived, "ansible_managed": "managed", **overrides})
 
 
@@ -380,3 +381,116 @@ def test_role_accepts_the_safe_lan_settings(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+# --- groups of boxes: Snapcast from the inventory (docs/multiroom.md) ----------------------------------
+
+GROUP_INVENTORY = {
+    "moodbox": {
+        "hosts": {
+            "livingroom-moodbox": {"ansible_host": "192.168.1.20", "moodbox_device_id": "living"},
+            "kitchen-moodbox": {"ansible_host": "192.168.1.21", "moodbox_device_id": "kitchen"},
+            "bedroom-moodbox": {"moodbox_device_id": "bedroom"},
+            "garage-moodbox": {"moodbox_device_id": "garage"},
+        },
+        "vars": {
+            "moodbox_groups": {"house": {"leader": "livingroom-moodbox", "members": ["kitchen-moodbox", "bedroom-moodbox"]}}
+        },
+    }
+}
+
+
+def _group_var(tmp_path, var: str, inventory: dict = GROUP_INVENTORY) -> dict:
+    import json
+
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(yaml.safe_dump(inventory))
+    proc = subprocess.run(
+        [_ansible("ansible"), "all", "-o", "-i", str(inv), "-c", "local", "-m", "ansible.builtin.debug", "-a", f"var={var}"]
+        + ["-e", "@roles/moodbox/vars/main.yml"],
+        cwd=ROOT / "ansible",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {m.group(1): json.loads(m.group(2))[var] for m in re.finditer(r"^(\S+) \| SUCCESS => (\{.*\})$", proc.stdout, re.M)}
+
+
+def test_the_inventory_group_makes_a_leader_and_followers(tmp_path):
+    config = _group_var(tmp_path, "moodbox_group_config")
+    assert config["livingroom-moodbox"] == {"group": {"name": "house", "role": "leader", "members": ["kitchen", "bedroom"]}}
+    assert (
+        config["kitchen-moodbox"]
+        == config["bedroom-moodbox"]
+        == {"group": {"name": "house", "role": "follower", "leader": "living"}}
+    )
+    assert config["garage-moodbox"] == {}  # on its own, as before
+    assert _group_var(tmp_path, "moodbox_snapcast_services") == {
+        "livingroom-moodbox": ["snapserver", "snapclient"],
+        "kitchen-moodbox": ["snapclient"],
+        "bedroom-moodbox": ["snapclient"],
+        "garage-moodbox": [],
+    }
+    address = _group_var(tmp_path, "moodbox_group_leader_address")
+    assert (address["livingroom-moodbox"], address["kitchen-moodbox"], address["garage-moodbox"]) == (
+        "127.0.0.1",
+        "192.168.1.20",
+        "",
+    )
+
+
+def test_snapserver_listens_for_control_on_localhost_unless_the_owner_says():
+    conf = _render("snapserver.conf.j2")
+    assert re.search(r"\[tcp\][^\[]*enabled = true\nbind_to_address = 127.0.0.1\n", conf)
+    assert re.search(r"\[http\][^\[]*enabled = false", conf)  # no web interface, no second control port
+    assert "source = pipe:///var/lib/moodbox-snapcast/fifo?name=moodbox&sampleformat=48000:16:2&mode=read" in conf
+    lan = _render("snapserver.conf.j2", moodbox_snapcast_control_bind="0.0.0.0")
+    assert re.search(r"\[tcp\][^\[]*bind_to_address = 0.0.0.0\n", lan)
+    leader = _render("mpd.conf.j2", moodbox_group_role="leader", moodbox_group_name="house")
+    assert 'type        "fifo"' in leader and '"alsa"' not in leader  # the leader's speaker is its snapclient's
+    assert '"alsa"' in _render("mpd.conf.j2", moodbox_group_role="follower", moodbox_group_name="house")
+    client = _render("snapclient.default.j2", moodbox_group_leader_address="192.168.1.20", moodbox_device_id="kitchen")
+    assert "--host 192.168.1.20 --port 1704 --hostID kitchen --player alsa --soundcard plughw:CARD=Headphones" in client
+
+
+@pytest.mark.parametrize(
+    ("groups", "hosts", "message"),
+    [
+        ({"house": {"leader": "a", "members": ["nobody"]}}, {"a": "a"}, "each an inventory host"),
+        (
+            {"house": {"leader": "a", "members": ["b"]}, "flat": {"leader": "c", "members": ["b"]}},
+            {"a": "a", "b": "b", "c": "c"},
+            "one group only",
+        ),
+        ({"house": {"leader": "a", "members": ["b"]}}, {"a": "same", "b": "same"}, "its own"),
+    ],
+)
+def test_role_refuses_a_group_that_cannot_work(tmp_path, groups, hosts, message):
+    inv = tmp_path / "hosts.yml"
+    inv.write_text(
+        yaml.safe_dump(
+            {"moodbox": {"hosts": {h: {"moodbox_device_id": d} for h, d in hosts.items()}, "vars": {"moodbox_groups": groups}}}
+        )
+    )
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "hosts": "moodbox",
+                    "gather_facts": False,
+                    "connection": "local",
+                    "tasks": [{"ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "validate"}}],
+                }
+            ]
+        )
+    )
+    proc = subprocess.run(
+        [_ansible("ansible-playbook"), "-i", str(inv), str(playbook)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        timeout=120,
+    )
+    assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-2000:]
