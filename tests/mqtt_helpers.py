@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -93,3 +94,23 @@ class RecordingCommands:
 
     def set_volume(self, percent: int) -> None:
         self.calls.append(("volume", percent))
+
+
+class Beats:
+    """A group leader's beat on the broker (what a leader's bridge sends every BEAT_S), switchable."""
+
+    def __init__(self, rec: Recorder, group: str = "house") -> None:
+        self.rec, self.group = rec, group
+        self.on = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            if self.on.is_set():
+                self.rec.publish("moodbox/living/group", json.dumps({"group": self.group, "leader": "living"}))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)

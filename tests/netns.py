@@ -22,16 +22,20 @@ R = TypeVar("R")
 
 
 def why_not() -> str | None:
-    """Why namespaces cannot be made here (None: they can): the reason a test skips with."""
+    """Why namespaces cannot be made or entered here (None: they can): the reason a test skips with."""
     if os.geteuid() != 0:
         return "network namespaces need root (scripts/test as root, or sudo)"
     if shutil.which("ip") is None:
         return "no `ip` command (iproute2)"
-    probe = f"mbx-probe-{uuid.uuid4().hex[:6]}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if made.returncode != 0:
-        return f"`ip netns add` fails here: {made.stderr.strip() or made.returncode}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    try:  # everything a LAN needs, once: a namespace, a bridge, a veth pair, a process inside
+        probe = Lan(prefix="10.231.255")
+        try:
+            probe.add("probe")
+            subprocess.run(["ip", "netns", "exec", probe.ns("probe"), "true"], check=True, capture_output=True, text=True)
+        finally:
+            probe.remove()
+    except subprocess.CalledProcessError as exc:
+        return f"`{' '.join(map(str, exc.cmd))}` fails here: {(exc.stderr or '').strip() or exc.returncode}"
     return None
 
 
@@ -49,10 +53,14 @@ class Lan:
         self.hosts: dict[str, str] = {}  # name -> namespace
         self.addresses: dict[str, str] = {"hub": f"{prefix}.254"}
         _ip("netns", "add", self.hub)
-        _ip("-n", self.hub, "link", "set", "lo", "up")
-        _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
-        _ip("-n", self.hub, "addr", "add", f"{prefix}.254/24", "dev", "br0")
-        _ip("-n", self.hub, "link", "set", "br0", "up")
+        try:
+            _ip("-n", self.hub, "link", "set", "lo", "up")
+            _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+            _ip("-n", self.hub, "addr", "add", f"{prefix}.254/24", "dev", "br0")
+            _ip("-n", self.hub, "link", "set", "br0", "up")
+        except subprocess.CalledProcessError:
+            self.remove()  # nothing left behind by a LAN that could not be made
+            raise
 
     def _ns(self, name: str) -> str:
         return f"mbx-{self.tag}-{name}"
@@ -62,6 +70,7 @@ class Lan:
         n = len(self.hosts) + 1
         ns = self._ns(name)
         _ip("netns", "add", ns)
+        self.hosts[name] = ns  # removed with the LAN even if what follows fails
         _ip("-n", ns, "link", "set", "lo", "up")
         # both ends are made in the host's namespace (names are per namespace), then one moves to the hub
         _ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"p{n}")
@@ -70,7 +79,6 @@ class Lan:
         _ip("-n", ns, "link", "set", "eth0", "up")
         _ip("-n", self.hub, "link", "set", f"p{n}", "master", "br0")
         _ip("-n", self.hub, "link", "set", f"p{n}", "up")
-        self.hosts[name] = ns
         self.addresses[name] = f"{self.prefix}.{n}"
         return self.addresses[name]
 

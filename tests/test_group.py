@@ -8,13 +8,12 @@ publishes (retained, as a box does) and its availability. The leader sees no dif
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import yaml
 
 from tests.box import T, box_factory, faces_folder, library  # noqa: F401  (fixtures)
-from tests.mqtt_helpers import Recorder
+from tests.mqtt_helpers import Beats, Recorder
 from tests.util import wait_for
 
 SAD = {"angry": 0.02, "disgust": 0.01, "fear": 0.05, "happy": 0.05, "sad": 0.72, "surprise": 0.02, "neutral": 0.13}
@@ -91,26 +90,6 @@ LEADER_STATE = {
 }
 
 
-class Beats:
-    """A leader's beat on the broker (what a leader's bridge sends every BEAT_S), switchable."""
-
-    def __init__(self, rec: Recorder, group: str = "house") -> None:
-        self.rec, self.group = rec, group
-        self.on = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            if self.on.is_set():
-                self.rec.publish("moodbox/living/group", json.dumps({"group": self.group, "leader": "living"}))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-
-
 def group_of(rec: Recorder) -> dict:
     last = rec.last(f"{T}/state")
     return (json.loads(last).get("group") or {}) if last else {}
@@ -141,6 +120,11 @@ def test_a_follower_keeps_its_mpd_stopped_while_its_leader_beats_and_plays_its_o
         wait_for(lambda: json.loads(rec.last(f"{T}/state") or b"{}")["emotion"] == "happy", timeout=20, what="its own room")
         assert rec.last("homeassistant/sensor/moodbox_boxtest/music_source/config")
         assert not rec.last("homeassistant/sensor/moodbox_boxtest/house_emotion/config")
+        rec.publish(f"{T}/skip/set", "PRESS")  # the group's music is the leader's to skip
+        wait_for(
+            lambda: "skip ignored: this box plays its group's music" in box.log.read_text(), timeout=5, what="the skip refused"
+        )
+        assert c.status()["state"] == "stop"
 
         # the leader goes quiet: after group.fallback_s the box plays its own room's music
         beats.on.clear()

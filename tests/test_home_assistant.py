@@ -34,7 +34,7 @@ from devtools.servers import free_port, make_library, write_m3u
 from moodbox.library import status as library_status
 from tests.box import Box
 from tests.conftest import ROOT, SHARED
-from tests.mqtt_helpers import Recorder
+from tests.mqtt_helpers import Beats, Recorder
 from tests.util import wait_for
 
 pytestmark = pytest.mark.slow
@@ -638,5 +638,55 @@ def test_real_home_assistant_shows_a_group_leaders_house(tmp_path, ha_library, r
         assert problems == [], "\n".join(problems)
         assert "Traceback" not in box.log.read_text()
     finally:
+        ha.stop()
+        box.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", [RELEASES[v] for v in SELECTED], ids=SELECTED)
+def test_real_home_assistant_shows_whose_music_a_follower_plays(tmp_path, ha_library, release: Release):
+    """A group's follower (issue 27): Music source `group` with the leader's song while its leader beats,
+    `own` with its own song once the leader is lost, without a warning."""
+    if why := release.missing():
+        pytest.skip(why)
+    if not VIDEO.is_file():
+        pytest.skip(f"{VIDEO} not found (set MOODBOX_SHARED to the folder holding data/video)")
+    box = Box(tmp_path / "box", ha_library, VIDEO, camera={"fps": 10})
+    cfg = yaml.safe_load(box.cfg_path.read_text())
+    cfg["group"] = {"name": "house", "role": "follower", "leader": "living", "fallback_s": 5}
+    box.cfg_path.write_text(yaml.safe_dump(cfg))
+    ha = HomeAssistant(release, *release.folder(tmp_path))
+    source, mood = "sensor.boxtest_music_source", "sensor.boxtest_mood"
+    leader = {"mood": "sad", "music": "PLAYING", "song": {"artist": "The Leader", "title": "Leader's song", "file": "x.ogg"}}
+    beats: Beats | None = None
+    try:
+        ha.start()
+        ha.onboard()
+        ha.add_mqtt(box.broker.port)
+        rec = Recorder(box.broker.port)
+        rec.publish("moodbox/living/state", json.dumps(leader), retain=True)
+        beats = Beats(rec)
+        beats.on.set()
+        box.start()
+
+        def song() -> str | None:
+            return ((ha.states().get(mood, {}).get("attributes") or {}).get("song") or {}).get("title")
+
+        timed("a follower's Music source -> group", lambda: ha.state(source) == "group", 60.0)
+        wait_for(
+            lambda: song() == "Leader's song" and ha.state(mood) == "sad", timeout=30, what="the leader's music on the follower"
+        )
+        print(f"  {source}: group, attributes {ha.states()[source]['attributes']}")
+        beats.on.clear()
+        timed("leader quiet -> Music source own", lambda: ha.state(source) == "own", 30.0)
+        wait_for(lambda: song() not in ("Leader's song", None), timeout=30, what="its own song")
+        print(f"  after the leader was lost: {ha.state(source)}, mood {ha.state(mood)}, song {song()!r}")
+        problems = ha.problems()
+        print(f"  Home Assistant log: {len(problems)} warnings/errors about MQTT or the box")
+        assert problems == [], "\n".join(problems)
+        assert "Traceback" not in box.log.read_text()
+    finally:
+        if beats is not None:
+            beats.close()
         ha.stop()
         box.close()

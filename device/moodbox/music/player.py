@@ -148,6 +148,9 @@ class MpdPlayer(OwnerCommands):
 
     def skip(self) -> None:
         with self._lock:
+            if self._following:
+                log.info("skip ignored: this box plays its group's music (skip on the group's leader)")
+                return
             self._actions.append((time.monotonic(), "skip"))
             lost = self._ever_connected and not self._state.connected
         if lost:
