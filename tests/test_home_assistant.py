@@ -676,7 +676,14 @@ def test_real_home_assistant_shows_whose_music_a_follower_plays(tmp_path, ha_lib
         wait_for(
             lambda: song() == "Leader's song" and ha.state(mood) == "sad", timeout=30, what="the leader's music on the follower"
         )
-        print(f"  {source}: group, attributes {ha.states()[source]['attributes']}")
+        attrs = ha.states()[source]["attributes"]
+        print(f"  {source}: group, attributes {attrs}")
+        assert {k: attrs.get(k) for k in ("group", "leader", "playing", "why")} == {
+            "group": "house",
+            "leader": "living",
+            "playing": "group",
+            "why": "leader",
+        }, attrs
         beats.on.clear()
         timed("leader quiet -> Music source own", lambda: ha.state(source) == "own", 30.0)
         wait_for(lambda: song() not in ("Leader's song", None), timeout=30, what="its own song")

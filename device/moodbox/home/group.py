@@ -47,7 +47,11 @@ def source_entity(state: str) -> tuple[str, str, dict[str, Any]]:
             "options": ["group", "own"],
             "value_template": f"{{{{ (value_json.{field} or {{}}).playing }}}}",
             "json_attributes_topic": state,
-            "json_attributes_template": f"{{{{ (value_json.{field} or {{}}) | tojson }}}}",
+            # "name" is one of Home Assistant's own attributes (2024.3 drops it): the group's name is "group"
+            "json_attributes_template": (
+                f"{{% set g = value_json.{field} or {{}} %}}"
+                "{{ {'group': g.name, 'leader': g.leader, 'playing': g.playing, 'why': g.why} | tojson }}"
+            ),
         },
     )
 
