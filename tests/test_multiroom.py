@@ -33,7 +33,7 @@ from devtools.servers import make_library, write_m3u
 from moodbox.house import RoomReport, combine
 from tests import netns
 from tests.mqtt_helpers import Recorder
-from tests.util import scaled, wait_for
+from tests.util import wait_for
 
 pytestmark = pytest.mark.skipif(
     (why := netns.why_not()) is not None or not all(map(__import__("shutil").which, ("snapserver", "snapclient"))),
@@ -58,7 +58,7 @@ def _wait_port(lan: netns.Lan, host: str, addr: str, port: int, timeout: float =
         except OSError:
             return False
 
-    wait_for(lambda: lan.call(host, probe), timeout=scaled(timeout), what=f"{host} {addr}:{port}")
+    wait_for(lambda: lan.call(host, probe), timeout=timeout, what=f"{host} {addr}:{port}")
 
 
 class Room:
@@ -120,7 +120,7 @@ class Room:
         _wait_port(self.lan, self.name, "127.0.0.1", 6600)
         c = self.mpd()
         c.update()
-        wait_for(lambda: "updating_db" not in c.status(), timeout=scaled(15), what=f"{self.name}'s MPD database")
+        wait_for(lambda: "updating_db" not in c.status(), timeout=15, what=f"{self.name}'s MPD database")
 
     def start_snapclient(self, leader: Room) -> None:
         self._start(
@@ -288,15 +288,11 @@ def test_three_boxes_in_network_namespaces_play_in_step_and_fall_back_and_rejoin
         clients = {f: f.mpd() for f in followers}
 
         # the group forms: the leader plays; each follower's speaker is the leader's stream, its MPD stopped
-        wait_for(lambda: state("living").get("music") == "PLAYING", timeout=scaled(60), what="the leader's music")
+        wait_for(lambda: state("living").get("music") == "PLAYING", timeout=60, what="the leader's music")
         for f in followers:
-            wait_for(
-                lambda: state(f.name).get("group", {}).get("why") == "leader", timeout=scaled(30), what=f"{f.name} following"
-            )
+            wait_for(lambda: state(f.name).get("group", {}).get("why") == "leader", timeout=30, what=f"{f.name} following")
             assert clients[f].status()["state"] == "stop"
-        wait_for(
-            lambda: living.snapserver_clients() == {"kitchen": True, "bedroom": True}, timeout=scaled(20), what="both snapclients"
-        )
+        wait_for(lambda: living.snapserver_clients() == {"kitchen": True, "bedroom": True}, timeout=20, what="both snapclients")
 
         # in step: when each player's first sample is due, and where the same sound lies in each output
         time.sleep(3)
@@ -335,7 +331,7 @@ def test_three_boxes_in_network_namespaces_play_in_step_and_fall_back_and_rejoin
                 bool(house.get("emotion")) and house.get("rooms") == expected.rooms and house.get("emotion") == expected.emotion
             )
 
-        wait_for(consistent, timeout=scaled(30), what="the house mood made of the three rooms")
+        wait_for(consistent, timeout=30, what="the house mood made of the three rooms")
         assert state("living")["house"]["rooms"]["kitchen"] == {
             "counts": True,
             "faces": 3,
@@ -344,7 +340,7 @@ def test_three_boxes_in_network_namespaces_play_in_step_and_fall_back_and_rejoin
         rec.publish("moodbox/kitchen/privacy/set", "ON")
         wait_for(
             lambda: (state("living").get("house") or {}).get("rooms", {}).get("kitchen") == {"counts": False, "why": "privacy"},
-            timeout=scaled(15),
+            timeout=15,
             what="privacy in the kitchen to remove it from the house",
         )
         rec.publish("moodbox/kitchen/privacy/set", "OFF")
@@ -360,13 +356,13 @@ def test_three_boxes_in_network_namespaces_play_in_step_and_fall_back_and_rejoin
                     lost[f.name] = time.monotonic() - t_kill
             return len(lost) == len(followers)
 
-        wait_for(own_music, timeout=scaled(30), what="the followers to play their own music")
+        wait_for(own_music, timeout=30, what="the followers to play their own music")
         for f in followers:
             assert state(f.name)["group"]["playing"] == "own"
         # its own room's music: the kitchen's three happy faces, happy music (Pop)
         wait_for(
             lambda: clients[kitchen].currentsong().get("file", "").startswith("pop/"),
-            timeout=scaled(10),
+            timeout=10,
             what="the kitchen's own mood",
         )
         figures["fallback_s"] = {k: round(v, 1) for k, v in lost.items()}
@@ -385,7 +381,7 @@ def test_three_boxes_in_network_namespaces_play_in_step_and_fall_back_and_rejoin
                     back[f.name] = time.monotonic() - t_back
             return len(back) == len(followers)
 
-        wait_for(reformed, timeout=scaled(40), what="the group to re-form")
+        wait_for(reformed, timeout=40, what="the group to re-form")
         figures["rejoin_s"] = {k: round(v, 1) for k, v in back.items()}
         assert max(back.values()) <= 15.0, figures
         figures["combine_cpu_percent"] = combine_cost([state(r) for r in rooms])
