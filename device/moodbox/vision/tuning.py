@@ -30,7 +30,7 @@ class Tuning:
     # with nobody in it scanned in full every frame cost hand-held footage most of its time)
     narrow: bool = False  # search just around a face's last raw hits first (on real faces, whose hits spread
     # over 0.7-1.4 times their size, it saved little and often had to be followed by the wide search)
-    verify_s: float = 0.4  # a face whose head has not moved keeps its box, searched for again this often
+    verify_s: float = 1.0  # a face whose head has not moved keeps its box, searched for again this often
     hold_shift: float = 0.03  # the head moved: shifted by more than this much of the face's size ...
     hold_change: float = 5.0  # ... or its shrunk image changed by more than this many grey levels on average
     hold_min: float = 2.0  # faces smaller than this many times detection.min_face are searched every frame
