@@ -10,7 +10,7 @@ import pytest
 from moodbox.config import Config
 from moodbox.vision.emotions import EmotionScores
 from moodbox.vision.faces import Face, FaceDetector, to_gray
-from moodbox.vision.pipeline import RECLASSIFY_S, VisionPipeline
+from moodbox.vision.pipeline import EMPTY_LOOK_S, RECLASSIFY_S, VisionPipeline
 from moodbox.vision.sources import Frame
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -63,3 +63,28 @@ def test_a_held_face_is_classified_five_times_a_second_and_a_moved_face_at_once(
     moved = pipe.process(Frame(_frame(face_patch, (230, 140), 26), 26 * step, 26))  # the head moved
     assert len(clf.looked_at) == before + 1, "a moved face is classified again at once"
     assert moved.faces and moved.faces[0].box == clf.looked_at[-1][0]
+
+
+def test_an_empty_still_room_is_looked_at_five_times_a_second_and_a_newcomer_is_seen(face_patch, monkeypatch):
+    clf = CountingClassifier()
+    pipe = VisionPipeline(Config(), clf)
+    looked: list[float] = []
+    detect = pipe.tracker.detect
+    monkeypatch.setattr(pipe.tracker, "detect", lambda gray, t: looked.append(t) or detect(gray, t))
+    rng = np.random.default_rng(0)
+    for i in range(25):  # one second of an empty room with sensor noise, at 25 frames a second
+        img = np.clip(110 + rng.normal(0.0, 2.0, (480, 640)), 0, 255).astype(np.uint8)
+        assert pipe.process(Frame(img, i * 0.04, i)).faces == []
+    assert 5 <= len(looked) <= 1 / EMPTY_LOOK_S + 2, looked  # about five looks, not 25
+    seen = [pipe.process(Frame(_frame(face_patch, (200, 120), i), i * 0.04, i)).faces for i in range(25, 32)]
+    assert any(seen[: int(EMPTY_LOOK_S / 0.04) + 1]), "someone coming in is seen within EMPTY_LOOK_S"
+
+
+def test_the_full_scan_reference_looks_at_every_frame_of_an_empty_room():
+    pipe = VisionPipeline(Config.model_validate({"detection": {"tracking": False}}), CountingClassifier())
+    looked: list[float] = []
+    detect = pipe.tracker.detect
+    pipe.tracker.detect = lambda gray, t: looked.append(t) or detect(gray, t)  # type: ignore[method-assign]
+    for i in range(10):
+        pipe.process(Frame(np.full((120, 160), 110, np.uint8), i * 0.04, i))
+    assert len(looked) == 10

@@ -98,6 +98,11 @@ class FaceTracker:
         self._extra: list[_Track] = []  # other faces the searches for tracked ones came across this frame
 
     @property
+    def empty(self) -> bool:
+        """Nobody tracked, and no lost face still searched for."""
+        return not self._tracks and not self._ghosts
+
+    @property
     def _faces(self) -> list[Face]:
         return [tr.face for tr in self._tracks]
 
