@@ -47,3 +47,16 @@ def test_a_box_reading_what_the_lagging_reference_scores_far_below_its_own_emoti
     lagging = {"neutral": 0.55, "fear": 0.3, "angry": 0.1}
     a = compare(_heard([("angry", lagging)] * 4), _heard([("fear", lagging)] * 4))
     assert a["clear_frames"] == 1.0 and a["emotion_clear"] == 0.0
+
+
+def test_bench_reports_what_the_listener_hears_beside_the_per_frame_diagnostic(hamilton_clip):
+    """`moodbox bench --json` carries the listener's figures (issue 26) as well as the per-frame agreement."""
+    from moodbox.bench import run
+    from moodbox.config import Config
+
+    report = run(Config(), str(hamilton_clip), limit=40, live_seconds=0).as_dict()
+    heard = report["listener"]
+    assert {"emotion", "emotion_clear", "mood", "mood_clear", "clear_frames", "changes", "changes_reference"} <= set(heard)
+    assert {"lag_median_s", "lag_max_s", "missed_changes"} <= set(heard)
+    assert all(0.0 <= heard[k] <= 1.0 for k in ("emotion", "emotion_clear", "mood", "mood_clear", "clear_frames"))
+    assert set(report["agreement"]) == {"faces", "largest_face", "emotion"}
