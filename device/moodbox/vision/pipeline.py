@@ -40,6 +40,10 @@ class FrameResult:
 # this often; in between their last scores stand. The music follows a 3 s smoothed emotion: five looks a
 # second keep what the listener hears (docs/performance.md) at half the inferences of a talking listener.
 RECLASSIFY_S = 0.2
+# An empty, still room (nobody tracked or lost, nothing moved) is looked at only this often: whoever comes in
+# is seen at most this much later, which the music (a 3 s smoothed emotion, a dwell) never notices, and
+# the box spends least where nothing happens.
+EMPTY_LOOK_S = 0.2
 
 
 class VisionPipeline:
@@ -52,11 +56,18 @@ class VisionPipeline:
         self.classifier = classifier or EmotionClassifier(cfg.model.path, threads=cfg.model.threads)
         self.smoother = Smoother(self.classifier.labels, cfg.smoothing)
         self.max_faces = cfg.detection.max_faces
+        self._skips_empty = cfg.detection.tracking  # (the full-scan reference looks at every frame)
+        self._empty_since: float | None = None  # when an empty, still room was last looked at
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
+        if self._empty_since is not None and frame.t - self._empty_since < EMPTY_LOOK_S:
+            smoothed = self.smoother.update(frame.t, [])
+            return FrameResult(frame.t, [], smoothed, {"detect": 0.0, "classify": 0.0, "smooth": 0.0}, "idle")
         gray = to_gray(frame.image)
         found = self.tracker.detect(gray, frame.t)
+        empty = self._skips_empty and not found.faces and found.kind in ("still", "idle") and self.tracker.empty
+        self._empty_since = frame.t if empty else None
         faces = found.faces[: self.max_faces]
         t1 = time.perf_counter()
         boxes = [f.box for f in faces]
@@ -89,3 +100,4 @@ class VisionPipeline:
         self._last_scores = []
         self._last_boxes = []
         self._classified_t = -1e9
+        self._empty_since = None

@@ -45,6 +45,7 @@ class _Track:
     patch: np.ndarray | None = field(default=None, compare=False, repr=False)  # ... the face there, shrunk ...
     verified: float = -1e9  # ... and when
     seen: int = 0  # searches in a row that found it: a face found once may be a flicker of the cascade
+    searched: float = -1e9  # a lost face: when it was last searched for where it was
 
 
 def _patch(gray: np.ndarray, box: Box) -> np.ndarray:
@@ -69,8 +70,9 @@ class FaceTracker:
     is searched for with the exact region search (:meth:`FaceDetector.search`) just around its last raw
     hits, at their sizes and one scale step either side; if the face's hits reach the edge of what was
     searched, or it is not found, a wide search (its box grown by ``roi_margin``, 0.65-1.5 times its size)
-    follows. A face lost there stays searched for where it was, whenever its surroundings change, for
-    ``idle_after_s`` (Haar loses a turned or blurred head for a few frames).
+    follows. A face lost there calls for a full scan (at most every ``lost_rescan_s``), and stays searched
+    for where it was, whenever its surroundings change (at most every ``ghost_s``), for ``idle_after_s``
+    (Haar loses a turned or blurred head for a few frames).
 
     Newcomers: the cascade's answer for a window depends only on its pixels, and nobody comes in without
     changing them. So the tracker keeps, per 8x8 block, the mean grey level it last accounted for, and
@@ -94,6 +96,11 @@ class FaceTracker:
         self._last_seen: float | None = None
         self._sides: tuple[tuple[int, int], list[int]] | None = None
         self._extra: list[_Track] = []  # other faces the searches for tracked ones came across this frame
+
+    @property
+    def empty(self) -> bool:
+        """Nobody tracked, and no lost face still searched for."""
+        return not self._tracks and not self._ghosts
 
     @property
     def _faces(self) -> list[Face]:
@@ -250,20 +257,20 @@ class FaceTracker:
         for g in self._ghosts:
             area = self._wide(g.face, w, h)
             rows, cols = cells(area)
-            if moving or not changed[rows, cols].any():
-                ghosts.append(g)  # nothing changed where it was: still not there
+            if moving or not changed[rows, cols].any() or t - g.searched < self.s.ghost_s:
+                ghosts.append(g)  # nothing changed where it was (still not there), or looked at a moment ago
                 continue
             new = self._stamp(gray, self._wide_search(gray, g.face), t)
             self._changes.account(area)
             if new is None:
-                ghosts.append(g)
+                ghosts.append(replace(g, searched=t))
             elif all(iou(new.face.box, o.face.box) < 0.5 for o in tracks):
                 tracks.append(new)
         for ex in self._extra:  # (the cascade also finds a second, smaller "face" in a face at times)
             if all(iou(ex.face.box, o.face.box) < 0.5 for o in tracks):
                 tracks.append(self._stamp(gray, ex, t))
         self._extra = []
-        if lost:
+        if lost and t - self._last_full >= self.s.lost_rescan_s:
             self._tracks = tracks + lost  # (the full scan makes ghosts of the ones it does not find)
             return self._full(gray, t)  # it may have moved further than searched: look everywhere
         ghosts += [g for g in lost if g.seen >= 2]  # a face found once and then lost was a flicker

@@ -30,7 +30,11 @@ class Tuning:
     # with nobody in it scanned in full every frame cost hand-held footage most of its time)
     narrow: bool = False  # search just around a face's last raw hits first (on real faces, whose hits spread
     # over 0.7-1.4 times their size, it saved little and often had to be followed by the wide search)
-    verify_s: float = 0.4  # a face whose head has not moved keeps its box, searched for again this often
+    lost_rescan_s: float = 0.2  # a face lost calls for a full scan at once, unless one ran this recently ...
+    ghost_s: float = 0.2  # ... and is searched for where it was (when it changed there) at most this often:
+    # on a moving camera faces are lost often, and a full scan and a search each frame for them cost the film
+    # a third of its time, for a face that the music (a 3 s smoothed emotion) gets back 0.2 s later at worst
+    verify_s: float = 1.0  # a face whose head has not moved keeps its box, searched for again this often
     hold_shift: float = 0.03  # the head moved: shifted by more than this much of the face's size ...
     hold_change: float = 5.0  # ... or its shrunk image changed by more than this many grey levels on average
     hold_min: float = 2.0  # faces smaller than this many times detection.min_face are searched every frame
