@@ -96,8 +96,17 @@ class Mpd(_Server):
 
     OUTPUTS = ("null", "alsa", "pulse", "pipewire")
 
-    def __init__(self, workdir: Path, music: Path, playlists: Path, password: str | None = None, output: str = "null") -> None:
-        """``output``: MPD's audio output plugin; ``null`` plays silently (tests, CI, a machine without sound)."""
+    def __init__(
+        self,
+        workdir: Path,
+        music: Path,
+        playlists: Path,
+        password: str | None = None,
+        output: str = "null",
+        fifo: Path | None = None,
+    ) -> None:
+        """``output``: MPD's audio output plugin; ``null`` plays silently (tests, CI, a machine without sound).
+        ``fifo``: instead, the one output is a FIFO in snapserver's format (a group leader's, docs/multiroom.md)."""
         super().__init__(workdir)
         if output not in self.OUTPUTS:
             raise ValueError(f"MPD output {output!r}: expected one of {', '.join(self.OUTPUTS)}")
@@ -105,6 +114,7 @@ class Mpd(_Server):
         self.playlists = playlists
         self.password = password
         self.output = output
+        self.fifo = fifo
 
     def write_config(self) -> None:
         d = self.dir
@@ -121,7 +131,12 @@ class Mpd(_Server):
             'metadata_to_use "+comment"\n'
             'restore_paused "no"\n'
             f"{pw}"
-            f'audio_output {{\n  type "{self.output}"\n  name "{self.output}"\n  mixer_type "software"\n}}\n'
+            + (
+                f'audio_output {{\n  type "fifo"\n  name "snapcast"\n  path "{self.fifo}"\n  format "48000:16:2"\n'
+                '  mixer_type "software"\n}\n'
+                if self.fifo
+                else f'audio_output {{\n  type "{self.output}"\n  name "{self.output}"\n  mixer_type "software"\n}}\n'
+            )
         )
 
     def command(self) -> list[str]:

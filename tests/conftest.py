@@ -35,3 +35,18 @@ def astronaut_png(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("stills") / "astronaut.png"
     cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     return path
+
+
+@pytest.fixture(scope="module")
+def face_patch(astronaut_png):
+    """The astronaut's face with a margin, 240x240 grey: a head to move about synthetic frames (the tracker
+    and pipeline tests)."""
+    import cv2
+
+    from moodbox.vision.faces import FaceDetector, to_gray
+
+    gray = to_gray(cv2.imread(str(astronaut_png)))
+    [face] = FaceDetector().detect(gray)
+    x, y, w, h = face.box
+    m = w // 2
+    return cv2.resize(gray[y - m : y + h + m, x - m : x + w + m], (240, 240), interpolation=cv2.INTER_CUBIC)

@@ -590,19 +590,25 @@ def _run(box: Box, ha: HomeAssistant) -> None:
     )
 
 
-@pytest.mark.parametrize("release", [RELEASES[v] for v in SELECTED], ids=SELECTED)
-def test_real_home_assistant_shows_a_group_leaders_house(tmp_path, ha_library, release: Release):
-    """A group's leader (issue 27): its House emotion and which rooms count, without a warning; a member
-    box is its retained state on the broker, as a kitchen box would leave it."""
+def grouped_box(tmp_path, ha_library, release: Release, group: dict) -> tuple[Box, HomeAssistant]:
+    """A box of a group (its config's ``group`` section) on the talking heads, and a Home Assistant beside
+    it (neither started); skips where the release or the footage is missing."""
     if why := release.missing():
         pytest.skip(why)
     if not VIDEO.is_file():
         pytest.skip(f"{VIDEO} not found (set MOODBOX_SHARED to the folder holding data/video)")
     box = Box(tmp_path / "box", ha_library, VIDEO, camera={"fps": 10})
     cfg = yaml.safe_load(box.cfg_path.read_text())
-    cfg["group"] = {"name": "house", "members": ["kitchen"], "stale_s": 120}
+    cfg["group"] = group
     box.cfg_path.write_text(yaml.safe_dump(cfg))
-    ha = HomeAssistant(release, *release.folder(tmp_path))
+    return box, HomeAssistant(release, *release.folder(tmp_path))
+
+
+@pytest.mark.parametrize("release", [RELEASES[v] for v in SELECTED], ids=SELECTED)
+def test_real_home_assistant_shows_a_group_leaders_house(tmp_path, ha_library, release: Release):
+    """A group's leader (issue 27): its House emotion and which rooms count, without a warning; a member
+    box is its retained state on the broker, as a kitchen box would leave it."""
+    box, ha = grouped_box(tmp_path, ha_library, release, {"name": "house", "members": ["kitchen"], "stale_s": 120})
     house = "sensor.boxtest_house_emotion"
     sad = {"angry": 0.02, "disgust": 0.01, "fear": 0.05, "happy": 0.05, "sad": 0.72, "surprise": 0.02, "neutral": 0.13}
     try:
@@ -647,15 +653,9 @@ def test_real_home_assistant_shows_a_group_leaders_house(tmp_path, ha_library, r
 def test_real_home_assistant_shows_whose_music_a_follower_plays(tmp_path, ha_library, release: Release):
     """A group's follower (issue 27): Music source `group` with the leader's song while its leader beats,
     `own` with its own song once the leader is lost, without a warning."""
-    if why := release.missing():
-        pytest.skip(why)
-    if not VIDEO.is_file():
-        pytest.skip(f"{VIDEO} not found (set MOODBOX_SHARED to the folder holding data/video)")
-    box = Box(tmp_path / "box", ha_library, VIDEO, camera={"fps": 10})
-    cfg = yaml.safe_load(box.cfg_path.read_text())
-    cfg["group"] = {"name": "house", "role": "follower", "leader": "living", "fallback_s": 5}
-    box.cfg_path.write_text(yaml.safe_dump(cfg))
-    ha = HomeAssistant(release, *release.folder(tmp_path))
+    box, ha = grouped_box(
+        tmp_path, ha_library, release, {"name": "house", "role": "follower", "leader": "living", "fallback_s": 5}
+    )
     source, mood = "sensor.boxtest_music_source", "sensor.boxtest_mood"
     leader = {"mood": "sad", "music": "PLAYING", "song": {"artist": "The Leader", "title": "Leader's song", "file": "x.ogg"}}
     beats: Beats | None = None

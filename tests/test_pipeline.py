@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
-import pytest
 
 from moodbox.config import Config
 from moodbox.vision.emotions import EmotionScores
-from moodbox.vision.faces import Face, FaceDetector, to_gray
+from moodbox.vision.faces import Face
 from moodbox.vision.pipeline import EMPTY_LOOK_S, RECLASSIFY_S, VisionPipeline
 from moodbox.vision.sources import Frame
 
@@ -27,15 +25,6 @@ class CountingClassifier:
     def classify(self, image: np.ndarray, faces: list[Face]) -> list[EmotionScores]:
         self.looked_at.append([f.box for f in faces])
         return [EmotionScores(f.box, {k: (0.7 if k == "happy" else 0.05) for k in LABELS}) for f in faces]
-
-
-@pytest.fixture(scope="module")
-def face_patch(astronaut_png) -> np.ndarray:
-    gray = to_gray(cv2.imread(str(astronaut_png)))
-    [face] = FaceDetector().detect(gray)
-    x, y, w, h = face.box
-    m = w // 2
-    return cv2.resize(gray[y - m : y + h + m, x - m : x + w + m], (240, 240), interpolation=cv2.INTER_CUBIC)
 
 
 def _frame(face_patch: np.ndarray, at: tuple[int, int], i: int) -> np.ndarray:

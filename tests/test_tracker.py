@@ -15,15 +15,6 @@ from moodbox.vision.tracking import FaceTracker
 from tests.conftest import SHARED
 
 
-@pytest.fixture(scope="module")
-def face_patch(astronaut_png) -> np.ndarray:
-    gray = to_gray(cv2.imread(str(astronaut_png)))
-    [face] = FaceDetector().detect(gray)
-    x, y, w, h = face.box
-    m = w // 2
-    return cv2.resize(gray[y - m : y + h + m, x - m : x + w + m], (240, 240), interpolation=cv2.INTER_CUBIC)
-
-
 def frame(face_patch: np.ndarray, *at: tuple[int, int], noise_at: tuple[int, int] | None = None) -> np.ndarray:
     img = np.full((480, 640), 110, np.uint8)
     for x, y in at:
