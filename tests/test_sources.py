@@ -127,6 +127,38 @@ def test_live_source_keeps_only_the_newest_frame():
     assert frames[-1].index == 4
 
 
+def test_a_camera_at_the_configured_rate_is_taken_frame_by_frame():
+    """The Pi camera is asked for camera.fps frames a second. The loop then takes each frame as it comes
+    rather than also sleeping until a due time first: two wake-ups a frame instead of one were most of
+    what an empty room cost (docs/performance.md). A faster camera is still paced (the test above)."""
+
+    class PacedCamera:  # 20 frames a second, as asked
+        def __init__(self):
+            self.next = time.monotonic()
+
+        def read(self):
+            self.next += 0.05
+            time.sleep(max(0.0, self.next - time.monotonic()))
+            return np.zeros((2, 2), np.uint8)
+
+        def release(self):
+            pass
+
+    src = LiveSource("paced", PacedCamera, fps=20)
+    sleeps = []
+    wait = src._stop.wait
+    src._stop.wait = lambda timeout=None: sleeps.append(timeout) or wait(timeout)  # type: ignore[method-assign]
+    frames = []
+    for f in src.frames():
+        frames.append(f)
+        if len(frames) == 30:
+            break
+    src.close()
+    assert len(sleeps) <= 5, f"{len(sleeps)} sleeps until a due time for 30 frames"  # the first few: rate not yet known
+    assert [f.index for f in frames] == list(range(30))
+    assert frames[-1].t - frames[0].t == pytest.approx(29 * 0.05, rel=0.2)  # every frame, at the camera's rate
+
+
 def test_close_stops_a_blocked_live_source():
     class DeadCamera:
         def read(self):

@@ -50,6 +50,7 @@ class LiveSource:
         self._cond = threading.Condition()
         self._latest: tuple[np.ndarray, float] | None = None
         self._seq = 0
+        self._gap = 0.0  # the camera's time between frames (a moving average; 0 until known)
         self._thread: threading.Thread | None = None
         self._beat = time.monotonic()
         self.status = "starting"
@@ -93,7 +94,11 @@ class LiveSource:
                     if self._down.active() or not self._seq:
                         self._recovered()
                     with self._cond:
-                        self._latest = (img, time.monotonic())
+                        now = time.monotonic()
+                        if self._latest is not None and now - self._latest[1] < self.retry_max_s:
+                            gap = now - self._latest[1]
+                            self._gap = gap if not self._gap else 0.8 * self._gap + 0.2 * gap
+                        self._latest = (img, now)
                         self._seq += 1
                         self._cond.notify_all()
                     pause.reset()
@@ -141,8 +146,11 @@ class LiveSource:
         seen = 0
         index = 0
         while not self._stop.is_set():
+            # A camera faster than fps: sleep until the next frame is due, then take the newest. One that
+            # delivers about fps frames a second (the Pi camera is asked for camera.fps): take each as it
+            # comes, one wake-up a frame instead of two (this is most of what an empty room costs).
             wait = next_due - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
+            if wait > 0 and self._gap < 0.9 * period and self._stop.wait(wait):
                 return
             waited = 0.0
             with self._cond:
