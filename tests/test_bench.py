@@ -46,3 +46,25 @@ def test_bench_without_a_source_works_from_an_installed_wheel(tmp_path):
     report = json.loads(out.stdout)
     assert report["frames"] == 15 and report["source"].startswith(str(site))
     assert report["fps"] > 0
+
+
+def test_memory_is_read_as_the_daemon_holds_frames(hamilton_clip, monkeypatch):
+    """The bench's resident memory is the pipeline's after warm-up, with no more decoded frames alive than
+    the daemon holds; it once kept all twenty warm-up frames (18 MB at 640x480) while reading it."""
+    import gc
+
+    from moodbox import bench
+    from moodbox.config import Config
+    from moodbox.vision.sources import Frame
+
+    alive: list[int] = []
+
+    def rss() -> float:
+        gc.collect()
+        alive.append(sum(isinstance(o, Frame) for o in gc.get_objects()))
+        return 1.0
+
+    monkeypatch.setattr(bench, "rss_mb", rss)
+    report = bench.run(Config(), str(hamilton_clip), limit=25, live_seconds=0, check_agreement=False)
+    assert report.rss_mb == 1.0 and report.frames == 25
+    assert alive and alive[0] <= 1, f"{alive[0]} decoded frames alive when memory was read"
