@@ -20,6 +20,20 @@ def test_video_file_timestamps_come_from_the_file(hamilton_clip):
     assert ts[-1] == pytest.approx(9.1, abs=0.3)  # 9.2 s at 29.97 fps
 
 
+def test_a_video_is_decoded_on_one_thread(hamilton_clip):
+    """FFmpeg's default, a decoding thread per core, held 3 MB more and two more threads (on 2 cores)
+    for no gain at the box's frame rate: one thread, as the rest of the box."""
+    import os
+
+    before = len(os.listdir("/proc/self/task"))
+    frames = open_source(str(hamilton_clip), realtime=False).frames()
+    for _ in range(5):
+        next(frames)
+    during = len(os.listdir("/proc/self/task"))
+    frames.close()
+    assert during == before
+
+
 def test_realtime_paces_files(tmp_path):
     for i in range(4):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((20, 20, 3), np.uint8))

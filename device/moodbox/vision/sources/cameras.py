@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 
 from moodbox.vision.sources.base import SourceError
+from moodbox.vision.sources.files import open_video
 
 
 class OpenCVCamera:
     def __init__(self, target: int | str, width: int, height: int) -> None:
-        self._cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, int) else cv2.VideoCapture(target)
+        self._cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, int) else open_video(target)
         if not self._cap.isOpened():
             self._cap.release()
             raise RuntimeError(f"OpenCV cannot open {target!r}")
