@@ -46,6 +46,9 @@ def test_bench_without_a_source_works_from_an_installed_wheel(tmp_path):
     report = json.loads(out.stdout)
     assert report["frames"] == 15 and report["source"].startswith(str(site))
     assert report["fps"] > 0
+    # resident memory, and its two parts: the process's own and shared libraries' pages
+    assert report["rss_own_mb"] > 0 and report["rss_libraries_mb"] > 0
+    assert abs(report["rss_own_mb"] + report["rss_libraries_mb"] - report["rss_mb"]) < 2
 
 
 def test_memory_is_read_as_the_daemon_holds_frames(hamilton_clip, monkeypatch):
@@ -59,12 +62,12 @@ def test_memory_is_read_as_the_daemon_holds_frames(hamilton_clip, monkeypatch):
 
     alive: list[int] = []
 
-    def rss() -> float:
+    def memory() -> tuple[float, float, float]:
         gc.collect()
         alive.append(sum(isinstance(o, Frame) for o in gc.get_objects()))
-        return 1.0
+        return 3.0, 1.0, 2.0
 
-    monkeypatch.setattr(bench, "rss_mb", rss)
+    monkeypatch.setattr(bench, "memory", memory)
     report = bench.run(Config(), str(hamilton_clip), limit=25, live_seconds=0, check_agreement=False)
-    assert report.rss_mb == 1.0 and report.frames == 25
+    assert (report.rss_mb, report.rss_own_mb, report.rss_libraries_mb) == (3.0, 1.0, 2.0) and report.frames == 25
     assert alive and alive[0] <= 1, f"{alive[0]} decoded frames alive when memory was read"

@@ -30,15 +30,23 @@ from moodbox.vision.sources import Frame, LiveSource, open_source
 DEFAULT_SOURCE = Path(__file__).parent / "samples" / "short_hamilton_clip.mp4"
 
 
-def rss_mb() -> float:
+def memory() -> tuple[float, float | None, float | None]:
+    """Resident memory in MB: all of it, the process's own (anonymous: heap, buffers, Python objects) and
+    shared libraries' pages mapped into it. The last part is page cache, reclaimable, and varies with it:
+    a just-installed library is wholly cached and the kernel maps 64 KB around every page touched (the
+    same daemon read 57 MB of such pages in a settled checkout, 102 MB in a fresh clone)."""
+    got: dict[str, float] = {}
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
+                key = line.split(":", 1)[0]
+                if key in ("VmRSS", "RssAnon", "RssFile"):
+                    got[key] = int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if "VmRSS" not in got:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, None, None
+    return got["VmRSS"], got.get("RssAnon"), got.get("RssFile")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -53,6 +61,8 @@ class BenchReport:
     fps: float
     stages: dict[str, dict[str, float]]
     rss_mb: float
+    rss_own_mb: float | None = None  # anonymous: what the process itself holds
+    rss_libraries_mb: float | None = None  # shared libraries' pages (page cache)
     agreement: dict[str, float] = field(default_factory=dict)
     listener: dict[str, Any] = field(default_factory=dict)
     live: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +75,8 @@ class BenchReport:
             "fps": round(self.fps, 1),
             "stages": self.stages,
             "rss_mb": round(self.rss_mb, 1),
+            "rss_own_mb": None if self.rss_own_mb is None else round(self.rss_own_mb, 1),
+            "rss_libraries_mb": None if self.rss_libraries_mb is None else round(self.rss_libraries_mb, 1),
             "agreement": self.agreement,
             "listener": self.listener,
             "live": self.live,
@@ -78,7 +90,12 @@ class BenchReport:
         ]
         for name, s in self.stages.items():
             lines.append(f"{name:<10} {s['p50_ms']:>8.2f} {s['p95_ms']:>8.2f}")
-        lines.append(f"resident memory after warm-up: {self.rss_mb:.0f} MB")
+        parts = (
+            f" (its own {self.rss_own_mb:.0f} MB, shared libraries' pages {self.rss_libraries_mb:.0f} MB)"
+            if self.rss_own_mb is not None and self.rss_libraries_mb is not None
+            else ""
+        )
+        lines.append(f"resident memory after warm-up: {self.rss_mb:.0f} MB{parts}")
         if self.agreement:
             a = self.agreement
             lines.append(
@@ -115,8 +132,10 @@ def _load_frames(source: str, limit: int | None) -> tuple[list[Frame], list[floa
     return frames, decode_ms
 
 
-def warm_up(cfg: Config, source: str, classifier: EmotionClassifier, frames: int = 20) -> float:
-    """Resident memory (MB) after the pipeline has processed its first frames, read as the daemon would
+def warm_up(
+    cfg: Config, source: str, classifier: EmotionClassifier, frames: int = 20
+) -> tuple[float, float | None, float | None]:
+    """Resident memory (:func:`memory`) after the pipeline has processed its first frames, read as the daemon would
     show it: each frame decoded, processed and let go, before the benchmark holds every decoded frame
     (twenty 640x480 colour frames held at once added 18 MB that `moodbox run` never holds)."""
     pipe = VisionPipeline(cfg, classifier)
@@ -130,7 +149,7 @@ def warm_up(cfg: Config, source: str, classifier: EmotionClassifier, frames: int
             break
     src.close()
     frame = None  # (let the last one go too)
-    return rss_mb()
+    return memory()
 
 
 def _partner(face: tuple[int, int, int, int], boxes: list[tuple[int, int, int, int]]) -> int | None:
@@ -250,7 +269,7 @@ def run(
     use_threads(1)  # what the daemon runs by default (detection.threads)
     source = source or str(DEFAULT_SOURCE)
     classifier = EmotionClassifier(cfg.model.path, threads=1)
-    memory = warm_up(cfg, source, classifier)
+    rss, own, libraries = warm_up(cfg, source, classifier)
     frames, decode_ms = _load_frames(source, limit)
     pipe = VisionPipeline(cfg, classifier)
     stages: dict[str, list[float]] = {
@@ -275,7 +294,9 @@ def run(
         size=(w, h),
         fps=len(frames) / end_to_end_s,
         stages={k: {"p50_ms": round(_pct(v, 50), 3), "p95_ms": round(_pct(v, 95), 3)} for k, v in stages.items()},
-        rss_mb=memory,
+        rss_mb=rss,
+        rss_own_mb=own,
+        rss_libraries_mb=libraries,
     )
     if check_agreement:
         report.agreement = {k: round(v, 4) for k, v in agreement(cfg, frames, classifier).items()}
