@@ -91,6 +91,10 @@ class DetectionConfig(_Section):
         True,
         description="Search near the faces just found instead of scanning every frame whole (false: a full scan every frame)",
     )
+    proposals: bool = Field(
+        True,
+        description="When the whole picture changes (a cut, a moving camera) or a face is lost, look with the Haar cascade only where a small face-detection network (MediaPipe's, shipped) proposes faces, not over the whole frame: a sixth of the cost; full scans still run every full_scan_s and in an empty room (false: a full scan)",
+    )
     rescan_s: float = Field(
         0.5,
         ge=0,

@@ -12,6 +12,7 @@ from typing import Any
 from moodbox.config import Config
 from moodbox.vision.emotions import EmotionClassifier, EmotionScores
 from moodbox.vision.faces import FaceDetector, to_gray
+from moodbox.vision.proposals import FaceProposer
 from moodbox.vision.smoothing import FaceScores, SmoothedEmotion, Smoother
 from moodbox.vision.sources import Frame
 from moodbox.vision.tracking import FaceTracker
@@ -49,7 +50,9 @@ EMPTY_LOOK_S = 0.2
 class VisionPipeline:
     def __init__(self, cfg: Config, classifier: EmotionClassifier | None = None) -> None:
         self.detector = FaceDetector(cfg.detection)
-        self.tracker = FaceTracker(self.detector, cfg.detection)
+        d = cfg.detection
+        proposer = FaceProposer(threads=cfg.model.threads) if d.tracking and d.proposals else None
+        self.tracker = FaceTracker(self.detector, d, proposer)
         self._last_scores: list[EmotionScores] = []
         self._last_boxes: list[tuple[int, int, int, int]] = []
         self._classified_t = -1e9

@@ -14,6 +14,8 @@ import numpy as np
 from moodbox.config import DetectionConfig
 from moodbox.vision.changemap import Box, ChangeMap, cells, changed_parts, clip_box
 from moodbox.vision.faces import Face, FaceDetector, hits_of, iou
+from moodbox.vision.model import ModelError
+from moodbox.vision.proposals import FaceProposer, scan_proposed
 from moodbox.vision.tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,14 @@ class FaceTracker:
     tracked; and a full scan runs at least every ``full_scan_s`` whatever changed. A frame in which
     nothing moved is not looked at, and an empty room is scanned every ``idle_scan_s``."""
 
-    def __init__(self, detector: FaceDetector, cfg: DetectionConfig | None = None, **fixed: Any) -> None:
-        """``fixed``: the searches' geometry and timing where a test needs another (see :class:`Tuning`)."""
+    def __init__(
+        self, detector: FaceDetector, cfg: DetectionConfig | None = None, proposer: FaceProposer | None = None, **fixed: Any
+    ) -> None:
+        """``proposer``: where a moving scene's or a lost face's full scan is replaced by exact searches around
+        its proposals (:mod:`moodbox.vision.proposals`). ``fixed``: the searches' geometry and timing where a
+        test needs another (see :class:`Tuning`)."""
         self.detector = detector
+        self.proposer = proposer
         self.s = Tuning.from_config(cfg or DetectionConfig(), **fixed)
         self.reset()
 
@@ -204,9 +211,16 @@ class FaceTracker:
         found = found or self._wide_search(gray, tr.face)
         return self._stamp(gray, replace(found, seen=tr.seen if tr.lost_at is None else 0), t) if found else None
 
-    def _full(self, gray: np.ndarray, t: float) -> Detection:
+    def _full(self, gray: np.ndarray, t: float, proposed: bool = False) -> Detection:
+        """A full scan; ``proposed``: where the proposer (if any) says faces may be, for a moving scene."""
         before = [tr if tr.lost_at is not None else replace(tr, lost_at=t) for tr in self._tracks if tr.seen >= 2] + self._ghosts
-        scan = self.detector.scan(gray)
+        if proposed and self.proposer is not None and not self.proposer.broken:
+            try:
+                scan = scan_proposed(self.detector, gray, self.proposer.propose(gray))
+            except ModelError:  # (said once, by the proposer)
+                scan = self.detector.scan(gray)
+        else:
+            scan = self.detector.scan(gray)
         self._tracks = [self._stamp(gray, _track(f, scan.hits), t) for f in scan.faces]
         self._last_full = t
         self._changes.account_all()
@@ -272,7 +286,7 @@ class FaceTracker:
         self._extra = []
         if lost and t - self._last_full >= self.s.lost_rescan_s:
             self._tracks = tracks + lost  # (the full scan makes ghosts of the ones it does not find)
-            return self._full(gray, t)  # it may have moved further than searched: look everywhere
+            return self._full(gray, t, proposed=True)  # it may have moved further than searched: look everywhere
         ghosts += [g for g in lost if g.seen >= 2]  # a face found once and then lost was a flicker
         for tr in tracks:
             self._changes.account(self._body(tr.face, w, h))
@@ -286,7 +300,7 @@ class FaceTracker:
                 wait = self.s.rescan_s if tracks else self.s.empty_rescan_s
                 if t - self._last_full >= wait:
                     self._tracks, self._ghosts = tracks, ghosts
-                    return self._full(gray, t)  # a cut or a moving camera: look everywhere
+                    return self._full(gray, t, proposed=True)  # a cut or a moving camera: look everywhere
             else:
                 min_face = self.detector.settings.min_face
                 for part in parts:
