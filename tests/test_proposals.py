@@ -71,6 +71,12 @@ def test_the_owner_can_turn_proposals_off_and_the_reference_never_uses_them():
     assert VisionPipeline(listening.reference_config(cfg)).tracker.proposer is None
 
 
+def _at_10_fps(clip: Path) -> list[Frame]:
+    """Every third frame, grey: a 25-30 fps clip as the Pi camera hands it on at about camera.fps."""
+    src = open_source(str(clip), realtime=False)
+    return [Frame(to_gray(f.image), f.t, f.index) for f in src.frames() if f is not None][::3]
+
+
 def _counting(pipe: VisionPipeline) -> list[int]:
     scans: list[int] = []
     scan = pipe.detector.scan
@@ -83,8 +89,7 @@ def test_the_film_needs_a_fraction_of_its_full_scans(hamilton_clip):
     frames. With proposals most of them are searches where faces may be, and the stable emotion still
     makes the reference's change (give or take one: this film's change rests on a few early, brief faces,
     and on emulated arm64 the box without proposals misses it too)."""
-    src = open_source(str(hamilton_clip), realtime=False)
-    frames = [Frame(to_gray(f.image), f.t, f.index) for f in src.frames() if f is not None][::3]
+    frames = _at_10_fps(hamilton_clip)
     cfg = Config()
     classifier = EmotionClassifier(cfg.model.path)
     off = cfg.model_copy(update={"detection": cfg.detection.model_copy(update={"proposals": False})})
@@ -105,8 +110,7 @@ def test_the_film_needs_a_fraction_of_its_full_scans(hamilton_clip):
 def test_real_people_at_the_cameras_rate_sound_as_a_full_scan_of_every_frame(grid_clip):  # noqa: F811
     """GRID's nine speaker cuts are where proposals act on a still camera: at 10 frames/s the stable emotion
     agrees with a full scan of every frame where that is clear (issue 26's measure, goal 98 %)."""
-    src = open_source(str(grid_clip), realtime=False)
-    frames = [Frame(to_gray(f.image), f.t, f.index) for f in src.frames() if f is not None][::3]
+    frames = _at_10_fps(grid_clip)
     cfg = Config()
     classifier = EmotionClassifier(cfg.model.path)
     assert cfg.detection.proposals

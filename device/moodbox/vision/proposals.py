@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from moodbox.vision.changemap import clip_box
+from moodbox.vision.changemap import Box, clip_box
 from moodbox.vision.emotions import _interpreter_class
 from moodbox.vision.faces import Face, FaceDetector, Scan, iou
 from moodbox.vision.model import ModelError
@@ -67,12 +67,13 @@ class FaceProposer:
         self._anchors = np.stack([ax.ravel(), ay.ravel()], axis=1).astype(np.float32)
         log.debug("face proposals loaded from %s", self.model)
 
-    def propose(self, gray: np.ndarray, threshold: float = THRESHOLD) -> list[tuple[int, int, int, int]]:
-        """Boxes (x, y, w, h) of likely faces, most likely first, overlapping ones dropped."""
-        if self._interp is None:
+    def propose(self, gray: np.ndarray, threshold: float = THRESHOLD) -> list[Box] | None:
+        """Boxes (x, y, w, h) of likely faces, most likely first, overlapping ones dropped; None when the
+        model will not load (said once: the caller scans in full)."""
+        if self._interp is None and not self.broken:
             self._load()
-            if self.broken:
-                raise ModelError(f"{self.model}: not a valid TFLite model")
+        if self.broken:
+            return None
         h, w = gray.shape[:2]
         side = max(h, w)
         ox, oy = (side - w) // 2, (side - h) // 2
@@ -85,7 +86,7 @@ class FaceProposer:
         logits = np.clip(self._interp.get_tensor(self._scores)[0, :, 0], -80.0, 80.0)
         scores = 1.0 / (1.0 + np.exp(-logits))
         keep = np.flatnonzero(scores > threshold)
-        out: list[tuple[int, int, int, int]] = []
+        out: list[Box] = []
         for i in keep[np.argsort(-scores[keep])]:
             cx = raw[i, 0] / _SIDE + self._anchors[i, 0]
             cy = raw[i, 1] / _SIDE + self._anchors[i, 1]
@@ -98,7 +99,7 @@ class FaceProposer:
         return out
 
 
-def scan_proposed(detector: FaceDetector, gray: np.ndarray, proposals: list[tuple[int, int, int, int]]) -> Scan:
+def scan_proposed(detector: FaceDetector, gray: np.ndarray, proposals: list[Box]) -> Scan:
     """What a full scan finds near the proposals: the exact search around each, merged."""
     h, w = gray.shape[:2]
     faces: list[Face] = []

@@ -14,7 +14,6 @@ import numpy as np
 from moodbox.config import DetectionConfig
 from moodbox.vision.changemap import Box, ChangeMap, cells, changed_parts, clip_box
 from moodbox.vision.faces import Face, FaceDetector, hits_of, iou
-from moodbox.vision.model import ModelError
 from moodbox.vision.proposals import FaceProposer, scan_proposed
 from moodbox.vision.tuning import Tuning
 
@@ -214,13 +213,8 @@ class FaceTracker:
     def _full(self, gray: np.ndarray, t: float, proposed: bool = False) -> Detection:
         """A full scan; ``proposed``: where the proposer (if any) says faces may be, for a moving scene."""
         before = [tr if tr.lost_at is not None else replace(tr, lost_at=t) for tr in self._tracks if tr.seen >= 2] + self._ghosts
-        if proposed and self.proposer is not None and not self.proposer.broken:
-            try:
-                scan = scan_proposed(self.detector, gray, self.proposer.propose(gray))
-            except ModelError:  # (said once, by the proposer)
-                scan = self.detector.scan(gray)
-        else:
-            scan = self.detector.scan(gray)
+        proposals = self.proposer.propose(gray) if proposed and self.proposer is not None else None
+        scan = self.detector.scan(gray) if proposals is None else scan_proposed(self.detector, gray, proposals)
         self._tracks = [self._stamp(gray, _track(f, scan.hits), t) for f in scan.faces]
         self._last_full = t
         self._changes.account_all()
