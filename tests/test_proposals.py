@@ -155,3 +155,38 @@ def test_a_corrupt_proposal_model_is_said_once_and_full_scans_take_over(tmp_path
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and str(bad) in errors[0].getMessage() and "full scans instead" in errors[0].getMessage()
     assert tracker.proposer is not None and tracker.proposer.broken
+
+
+def test_the_proposer_is_released_after_a_minute_without_a_look_and_loaded_again_when_needed(face_patch):
+    """A camera turned once, then still: the proposer's memory (about 10 MB) is held only around the moment
+    it was needed; when the picture moves again it is loaded again and finds the same face."""
+    import platform
+
+    import cv2
+
+    from moodbox.support.heap import give_back
+    from moodbox.vision.proposals import IDLE_S
+    from moodbox.vision.tracking import FaceTracker
+
+    tracker = FaceTracker(FaceDetector(), None, FaceProposer())
+    assert tracker.proposer is not None
+    rng = np.random.default_rng(2)
+    frame = cv2.GaussianBlur(rng.uniform(40, 200, (480, 640)).astype(np.uint8), (0, 0), 3)  # a textured room
+    frame[100:340, 200:440] = face_patch
+    shifted = np.roll(frame, 37, axis=1)  # the whole picture moves (a camera turned)
+
+    def turn(t0: float) -> list[int]:
+        return [len(tracker.detect((frame if i % 2 == 0 else shifted).copy(), t0 + i * 0.3).faces) for i in range(6)]
+
+    assert turn(0.0) == [1] * 6
+    assert tracker.proposer._interp is not None  # the moving picture asked for proposals
+    t = 2.0
+    while t < 1.5 + IDLE_S - 1:  # still: kept for a while ...
+        tracker.detect(shifted.copy(), t)
+        t += 1.0
+    assert tracker.proposer._interp is not None
+    tracker.detect(shifted.copy(), 1.5 + IDLE_S + 1)  # ... and let go a minute after its last look
+    assert tracker.proposer._interp is None
+    assert turn(2 * IDLE_S) == [1] * 6 and tracker.proposer._interp is not None
+    if platform.libc_ver()[0] == "glibc":
+        assert give_back()  # (the memory goes back to the system, not to glibc's free lists)

@@ -344,3 +344,32 @@ def test_each_face_of_a_full_scan_knows_the_raw_hits_it_was_grouped_from(hamilto
             checked += 1
     cap.release()
     assert checked >= 6
+
+
+@pytest.mark.parametrize("detect_width", [0, 320], ids=["full resolution", "shrunk"])
+def test_a_full_scan_one_scale_at_a_time_is_opencvs_scan_of_all_scales(hamilton_clip, face_patch, detect_width):
+    """The full scan runs the cascade one scale a call (a buffer for one scale held, not for all); its raw
+    hits and faces must be those of one detectMultiScale over every scale, on film frames and on a 640x480
+    face in a room."""
+    det = FaceDetector(DetectionConfig(detect_width=detect_width))
+    s = det.settings
+    cap = cv2.VideoCapture(str(hamilton_clip))
+    grays = []
+    for i in range(200):
+        ok, bgr = cap.read()
+        assert ok
+        if i % 25 == 0:
+            grays.append(to_gray(bgr))
+    cap.release()
+    grays.append(frame(face_patch, (200, 120)))
+    hits = 0
+    for gray in grays:
+        small, factor = det._prepare(gray)
+        side = max(12, int(round(s.min_face * factor)))
+        raw = det._cascade.detectMultiScale(small, scaleFactor=s.scale_factor, minNeighbors=0, minSize=(side, side))
+        expected = det._group(raw if len(raw) else [], factor)
+        scan = det.scan(gray)
+        assert sorted(map(tuple, scan.hits.tolist())) == sorted(map(tuple, expected.hits.tolist()))
+        assert [f.box for f in scan.faces] == [f.box for f in expected.faces]
+        hits += len(scan.hits)
+    assert hits > 50  # faces were there to be found

@@ -1,1 +1,2 @@
-"""Small helpers every part uses the same way: backoff, log-once-then-summarise, durable files."""
+"""Small helpers every part uses the same way: backoff, log-once-then-summarise, durable files, handing
+freed memory back."""

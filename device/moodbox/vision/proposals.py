@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from moodbox.support.heap import give_back
 from moodbox.vision.changemap import Box, clip_box
 from moodbox.vision.emotions import _interpreter_class
 from moodbox.vision.faces import Face, FaceDetector, Scan, iou
@@ -33,14 +34,16 @@ GROW = 0.5  # the search around a proposal: its box grown by this much of its wi
 SIZES = (0.6, 2.0)  # ... at these multiples of its width. Measured on GRID, the film and the scripted clips:
 # Haar's box is 0.9-1.4x the proposal's wide (5th-95th percentile), its centre within 0.12 of the width,
 # and a face's raw hits span 0.65-1.5x Haar's box (0.75 and 0.5-2.2 cost the film 1.4 % more, for nothing)
+IDLE_S = 60.0  # released after this long without a look (a reload costs about 15 ms)
 
 
 class FaceProposer:
     """Candidate face boxes, in frame pixels, from one grey frame (the Pi camera hands on grey).
 
-    The interpreter is loaded the first time it is asked (about 10 MB with LiteRT's XNNPACK delegate): a
-    box whose camera sits still rarely sees its whole picture change, and never pays for it then. A model
-    that will not load is said once, and the tracker falls back to full scans."""
+    The interpreter is loaded the first time it is asked (about 10 MB with LiteRT's XNNPACK delegate) and
+    released when it has not been asked for a while (:meth:`release`): a box whose camera sits still
+    rarely sees its whole picture change, and holds it only around such moments. A model that will not
+    load is said once, and the tracker falls back to full scans."""
 
     def __init__(self, model: Path = MODEL, threads: int = 1) -> None:
         if not model.is_file():
@@ -66,6 +69,14 @@ class FaceProposer:
         ax, ay = np.meshgrid(centres, centres)
         self._anchors = np.stack([ax.ravel(), ay.ravel()], axis=1).astype(np.float32)
         log.debug("face proposals loaded from %s", self.model)
+
+    def release(self) -> None:
+        """Drop the interpreter and hand its memory back to the system; the next look loads it again."""
+        if self._interp is None:
+            return
+        self._interp = None
+        give_back()
+        log.debug("face proposals released")
 
     def propose(self, gray: np.ndarray, threshold: float = THRESHOLD) -> list[Box] | None:
         """Boxes (x, y, w, h) of likely faces, most likely first, overlapping ones dropped; None when the

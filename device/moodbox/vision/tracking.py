@@ -14,7 +14,7 @@ import numpy as np
 from moodbox.config import DetectionConfig
 from moodbox.vision.changemap import Box, ChangeMap, cells, changed_parts, clip_box
 from moodbox.vision.faces import Face, FaceDetector, hits_of, iou
-from moodbox.vision.proposals import FaceProposer, scan_proposed
+from moodbox.vision.proposals import IDLE_S, FaceProposer, scan_proposed
 from moodbox.vision.tuning import Tuning
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class FaceTracker:
         self._last_seen: float | None = None
         self._sides: tuple[tuple[int, int], list[int]] | None = None
         self._extra: list[_Track] = []  # other faces the searches for tracked ones came across this frame
+        self._proposed_t = -1e9  # when the proposer last looked
 
     @property
     def empty(self) -> bool:
@@ -213,7 +214,9 @@ class FaceTracker:
     def _full(self, gray: np.ndarray, t: float, proposed: bool = False) -> Detection:
         """A full scan; ``proposed``: where the proposer (if any) says faces may be, for a moving scene."""
         before = [tr if tr.lost_at is not None else replace(tr, lost_at=t) for tr in self._tracks if tr.seen >= 2] + self._ghosts
-        proposals = self.proposer.propose(gray) if proposed and self.proposer is not None else None
+        proposals = None
+        if proposed and self.proposer is not None:
+            proposals, self._proposed_t = self.proposer.propose(gray), t
         scan = self.detector.scan(gray) if proposals is None else scan_proposed(self.detector, gray, proposals)
         self._tracks = [self._stamp(gray, _track(f, scan.hits), t) for f in scan.faces]
         self._last_full = t
@@ -237,6 +240,8 @@ class FaceTracker:
 
     def detect(self, gray: np.ndarray, t: float) -> Detection:
         h, w = gray.shape[:2]
+        if self.proposer is not None and not 0 <= t - self._proposed_t < IDLE_S:
+            self.proposer.release()  # (a no-op unless loaded; also after a reset or a new source's clock)
         if self._changes.look(gray, self.s.still_threshold):
             return Detection(self._faces, "still")
         if self._last_seen is None:
