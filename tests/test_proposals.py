@@ -157,9 +157,10 @@ def test_a_corrupt_proposal_model_is_said_once_and_full_scans_take_over(tmp_path
     assert tracker.proposer is not None and tracker.proposer.broken
 
 
-def test_the_proposer_is_released_after_a_minute_without_a_look_and_loaded_again_when_needed(face_patch):
+def test_the_proposer_is_released_after_a_minute_without_a_look_or_at_a_pause_and_loaded_again_when_needed(face_patch):
     """A camera turned once, then still: the proposer's memory (about 10 MB) is held only around the moment
-    it was needed; when the picture moves again it is loaded again and finds the same face."""
+    it was needed; when the picture moves again it is loaded again and finds the same face; a privacy pause
+    (the pipeline's reset) lets it go at once."""
     import platform
 
     import cv2
@@ -188,5 +189,7 @@ def test_the_proposer_is_released_after_a_minute_without_a_look_and_loaded_again
     tracker.detect(shifted.copy(), 1.5 + IDLE_S + 1)  # ... and let go a minute after its last look
     assert tracker.proposer._interp is None
     assert turn(2 * IDLE_S) == [1] * 6 and tracker.proposer._interp is not None
+    tracker.reset()  # a privacy pause: let go at once
+    assert tracker.proposer._interp is None
     if platform.libc_ver()[0] == "glibc":
         assert give_back()  # (the memory goes back to the system, not to glibc's free lists)

@@ -103,6 +103,8 @@ class FaceTracker:
         self._sides: tuple[tuple[int, int], list[int]] | None = None
         self._extra: list[_Track] = []  # other faces the searches for tracked ones came across this frame
         self._proposed_t = -1e9  # when the proposer last looked
+        if self.proposer is not None:
+            self.proposer.release()  # a privacy pause or a new source: nothing held while nobody is looked at
 
     @property
     def empty(self) -> bool:
