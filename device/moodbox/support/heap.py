@@ -7,9 +7,6 @@ library) this does nothing."""
 from __future__ import annotations
 
 import ctypes
-import logging
-
-log = logging.getLogger(__name__)
 
 
 def give_back() -> bool:
